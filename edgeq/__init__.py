@@ -1,0 +1,1 @@
+"""edgeq: quantize a float model once, ship verified integer artifacts."""
