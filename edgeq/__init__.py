@@ -1,1 +1,50 @@
-"""edgeq: quantize a float model once, ship verified integer artifacts."""
+"""edgeq: quantize a float model once; ship verified integer artifacts to every mobile accelerator."""
+
+from __future__ import annotations
+
+from edgeq import calibration, errors
+from edgeq.api import QuantizedModel, compare, quantize
+from edgeq.errors import EdgeqError
+from edgeq.frontends.tflite import FloatModel, load
+from edgeq.quant.plan import QuantPlan
+from edgeq.verify.fidelity import FidelityReport
+
+__version__ = "0.1.0"
+
+
+def from_keras(model, input_shapes=None, name=None) -> FloatModel:
+    """A Keras model as a float graph (TFLiteConverter, float mode, static batch 1)."""
+    from edgeq.frontends.keras import from_keras as _from_keras
+
+    return _from_keras(model, input_shapes=input_shapes, name=name)
+
+
+def from_saved_model(path, name=None) -> FloatModel:
+    """A TensorFlow SavedModel directory as a float graph."""
+    from edgeq.frontends.keras import from_saved_model as _from_saved_model
+
+    return _from_saved_model(path, name=name)
+
+
+def from_torch(module, sample_inputs, name=None) -> FloatModel:
+    """A PyTorch module as a float graph (litert-torch export)."""
+    from edgeq.frontends.torch import from_torch as _from_torch
+
+    return _from_torch(module, sample_inputs, name=name)
+
+
+__all__ = [
+    "EdgeqError",
+    "FidelityReport",
+    "FloatModel",
+    "QuantPlan",
+    "QuantizedModel",
+    "calibration",
+    "compare",
+    "errors",
+    "from_keras",
+    "from_saved_model",
+    "from_torch",
+    "load",
+    "quantize",
+]

@@ -1,0 +1,65 @@
+"""Run the float model in LiteRT with every tensor preserved and feed the activation observers."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from edgeq.calibrate.data import InputSpec, validated
+from edgeq.calibrate.observers import make_observer
+from edgeq.ir.graph import Graph
+from edgeq.runtime import LiteRT
+
+
+@dataclass
+class CalibrationResult:
+    ranges: dict[int, tuple[float, float]]  # activation tensor index -> (lo, hi)
+    samples: int
+    seconds: float
+
+
+def input_specs(graph: Graph) -> list[InputSpec]:
+    specs = []
+    for t in graph.inputs:
+        tensor = graph.tensors[t]
+        shape = tensor.shape_signature if tensor.shape_signature is not None else tensor.shape
+        specs.append(InputSpec(name=tensor.name, shape=tuple(shape), dtype=tensor.dtype))
+    return specs
+
+
+def calibrate(
+    graph: Graph,
+    model: bytes,
+    source,
+    observer: str = "minmax",
+    bits: int = 8,
+    symmetric: bool = False,
+    progress: bool = True,
+) -> CalibrationResult:
+    """Stream `source` through the float model one sample at a time, observing every float activation.
+
+    Memory stays constant in the number of samples: observers keep fixed-size state, and the data
+    source yields batch by batch.
+    """
+    start = time.perf_counter()
+    runtime = LiteRT(model, preserve=True)
+    watched = [t for t in graph.activations() if graph.tensors[t].dtype == "float32"]
+    observers = {t: make_observer(observer, bits=bits, symmetric=symmetric) for t in watched}
+    specs = input_specs(graph)
+    model_shapes = [tuple(graph.tensors[t].shape) for t in graph.inputs]
+    bar = tqdm(desc="calibrating", unit="sample", disable=not progress, file=sys.stderr, leave=False)
+    samples = 0
+    for batch in validated(source, specs, on_batch=bar.update):
+        count = batch[0].shape[0]
+        for k in range(count):
+            sample = [x[k : k + 1].reshape(shape) for x, shape in zip(batch, model_shapes, strict=True)]
+            runtime.run(sample)
+            for t, obs in observers.items():
+                obs.update(runtime.tensor(t))
+        samples += count
+    bar.close()
+    ranges = {t: obs.range() for t, obs in observers.items()}
+    return CalibrationResult(ranges=ranges, samples=samples, seconds=time.perf_counter() - start)

@@ -1,0 +1,122 @@
+"""Render a QuantPlan onto a float graph: the integer graph a .tflite file holds.
+
+The plan decides every encoding; this module only applies it: integer constants, quantization
+parameters, and QUANTIZE / DEQUANTIZE where float meets integer (model I/O, ops left float).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from edgeq.errors import PlanError
+from edgeq.ir.graph import Graph, Op, Quantization, Tensor
+from edgeq.quant.plan import Encoding, QuantPlan
+from edgeq.quant.schemes import quantize_array
+
+
+def _quant(enc: Encoding) -> Quantization:
+    return Quantization(scale=enc.scales(), zero_point=enc.zero_points(), axis=enc.axis)
+
+
+def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
+    """A new graph with the plan applied; `graph` is left untouched."""
+    out = graph.copy()
+    by_name = {t.name: i for i, t in enumerate(out.tensors)}
+    missing = [n for n in plan.tensors if n not in by_name]
+    if missing:
+        raise PlanError(f"plan names {len(missing)} tensors the graph does not have, e.g. {missing[:3]}")
+    float_ops = {f.index for f in plan.float_ops}
+    # Tensors stored as integers in the file: everything the plan encodes, except graph I/O kept float
+    # and values produced by ops left float (they get a QUANTIZE after them instead).
+    producers = out.producers()
+    float_io = plan.io_dtype == "float32"
+    native_float = set()
+    for t in range(len(out.tensors)):
+        if out.tensors[t].name not in plan.tensors:
+            continue
+        if producers.get(t) in float_ops or (float_io and t in out.inputs):
+            native_float.add(t)
+    # Encode every planned tensor in place (constants get integer data).
+    for name, enc in plan.tensors.items():
+        t = by_name[name]
+        if t in native_float:
+            continue
+        _encode_tensor(out.tensors[t], enc)
+
+    converted: dict[tuple[int, str], int] = {}
+    new_ops: list[Op] = []
+
+    def convert(t: int, to_integer: bool) -> int:
+        """A tensor holding `t` in the other representation, made once and reused."""
+        key = (t, "q" if to_integer else "f")
+        if key not in converted:
+            src = out.tensors[t]
+            enc = plan.tensors[src.name]
+            if to_integer:
+                dst = Tensor(name=f"{src.name}/quantized", shape=src.shape, dtype=enc.dtype, quant=_quant(enc),
+                             shape_signature=src.shape_signature)
+                kind = "QUANTIZE"
+            else:
+                dst = Tensor(name=f"{src.name}/dequantized", shape=src.shape, dtype="float32",
+                             shape_signature=src.shape_signature)
+                kind = "DEQUANTIZE"
+            converted[key] = out.add_tensor(dst)
+            new_ops.append(Op(kind=kind, inputs=[t], outputs=[converted[key]]))
+        return converted[key]
+
+    for i, op in enumerate(out.ops):
+        wants_float = i in float_ops
+        inputs = list(op.inputs)
+        for pos, t in enumerate(inputs):
+            if t < 0 or out.tensors[t].name not in plan.tensors:
+                continue
+            is_float = t in native_float
+            if wants_float and not is_float:
+                inputs[pos] = convert(t, to_integer=False)
+            elif not wants_float and is_float:
+                inputs[pos] = convert(t, to_integer=True)
+        new_ops.append(dataclasses.replace(op, inputs=inputs))
+
+    # Graph outputs: with float I/O an integer output gets a DEQUANTIZE whose result takes over the
+    # original name (signatures and users see the same names as the float model).
+    outputs = list(out.outputs)
+    for k, t in enumerate(outputs):
+        if out.tensors[t].name not in plan.tensors:
+            continue
+        if float_io and t not in native_float:
+            outputs[k] = _swap_in_dequantize(out, new_ops, t)
+        elif not float_io and t in native_float:
+            outputs[k] = convert(t, to_integer=True)
+    _retarget_signature(out, dict(zip(out.outputs, outputs, strict=True)))
+    out.outputs = outputs
+    out.ops = new_ops
+    return out
+
+
+def _swap_in_dequantize(g: Graph, ops: list[Op], t: int) -> int:
+    """Rename integer tensor t to '<name>/quantized' and add DEQUANTIZE into a float tensor named as t was."""
+    src = g.tensors[t]
+    float_t = g.add_tensor(Tensor(name=src.name, shape=src.shape, dtype="float32",
+                                  shape_signature=src.shape_signature))
+    src.name = f"{src.name}/quantized"
+    ops.append(Op(kind="DEQUANTIZE", inputs=[t], outputs=[float_t]))
+    return float_t
+
+
+def _retarget_signature(g: Graph, moved: dict[int, int]) -> None:
+    g.signature_outputs = {k: moved.get(v, v) for k, v in g.signature_outputs.items()}
+
+
+def _encode_tensor(tensor: Tensor, enc: Encoding) -> None:
+    if tensor.dtype != "float32":
+        raise PlanError(f'tensor "{tensor.name}" is {tensor.dtype}, the plan can only encode float32 tensors')
+    if tensor.is_constant:
+        tensor.data = quantize_array(
+            tensor.data, enc.scales(), enc.zero_points(), enc.axis, enc.dtype, narrow=enc.narrow_range
+        )
+        if tensor.data.dtype != np.dtype(enc.dtype):
+            raise PlanError(f'tensor "{tensor.name}": quantized to {tensor.data.dtype}, plan says {enc.dtype}')
+    tensor.dtype = enc.dtype
+    tensor.quant = _quant(enc)

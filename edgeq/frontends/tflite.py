@@ -1,0 +1,121 @@
+"""Float .tflite frontend: read, fold fp16 weights, and refuse models that are already quantized."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeq.errors import AlreadyQuantizedError
+from edgeq.export.tflite_writer import write_tflite
+from edgeq.ir.graph import Graph
+from edgeq.ir.tflite_reader import read_tflite
+from edgeq.ir.tflite_schema import INTEGER_ACTIVATION_DTYPES
+
+
+@dataclass
+class FloatModel:
+    """A float model ready to quantize: its graph (fp16 weights folded) and the bytes LiteRT runs."""
+
+    graph: Graph
+    tflite: bytes  # the normalised float model, as edgeq writes it
+    name: str = "model"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.tflite).hexdigest()
+
+    def save(self, path: str | os.PathLike) -> None:
+        from pathlib import Path
+
+        from edgeq.export.atomic import write_atomic
+
+        write_atomic(Path(path), self.tflite)
+
+
+def load(source: str | os.PathLike | bytes, name: str | None = None) -> FloatModel:
+    """Read a float .tflite (path or bytes) and normalise it for quantization."""
+    graph = read_tflite(source)
+    where = "<bytes>" if isinstance(source, bytes | bytearray) else os.fspath(source)
+    return from_graph(graph, name or _stem(where), where)
+
+
+def from_graph(graph: Graph, name: str, where: str = "<graph>") -> FloatModel:
+    graph = graph.copy()
+    _reject_quantized(graph, where)
+    fold_constant_dequantize(graph)
+    _make_names_unique(graph)
+    return FloatModel(graph=graph, tflite=write_tflite(graph), name=name)
+
+
+def _stem(where: str) -> str:
+    base = os.path.basename(where)
+    return base[: -len(".tflite")] if base.endswith(".tflite") else (base or "model")
+
+
+def _reject_quantized(graph: Graph, where: str) -> None:
+    for i, op in enumerate(graph.ops):
+        if op.kind == "QUANTIZE":
+            raise AlreadyQuantizedError(f"{where}: {graph.where(i)} quantizes activations; edgeq needs the float model")
+    for i, op in enumerate(graph.ops):
+        if op.kind == "DEQUANTIZE":
+            continue
+        for t in op.inputs:
+            tensor = graph.tensors[t] if t >= 0 else None
+            if tensor is not None and tensor.is_constant and tensor.quant is not None and tensor.dtype != "float32":
+                raise AlreadyQuantizedError(
+                    f'{where}: {graph.where(i)} reads {tensor.dtype} weights "{tensor.name}" directly: the '
+                    f"model is already (hybrid) quantized; edgeq needs the float model it came from"
+                )
+    for t in graph.activations():
+        tensor = graph.tensors[t]
+        if tensor.dtype in INTEGER_ACTIVATION_DTYPES and tensor.quant is not None:
+            raise AlreadyQuantizedError(
+                f'{where}: tensor {t} "{tensor.name}" is {tensor.dtype} with scale {tensor.quant.scale[:1]}: '
+                f"the model is already quantized; edgeq needs the float model it came from"
+            )
+
+
+def fold_constant_dequantize(graph: Graph) -> int:
+    """Replace DEQUANTIZE(constant fp16 or int8) by the float32 constant it computes; returns how many.
+
+    MediaPipe and TFLiteConverter's float16 mode store weights as fp16 behind DEQUANTIZE ops, which
+    calibration and weight quantization both need as plain float32 constants.
+    """
+    keep = []
+    folded = 0
+    for op in graph.ops:
+        src = graph.tensors[op.inputs[0]] if op.kind == "DEQUANTIZE" and op.inputs else None
+        if src is None or not src.is_constant:
+            keep.append(op)
+            continue
+        dst = graph.tensors[op.outputs[0]]
+        data = np.asarray(src.data)
+        if src.quant is not None and src.dtype != "float16":
+            scale = src.quant.scale.astype(np.float64)
+            zp = src.quant.zero_point.astype(np.float64)
+            if scale.size > 1:
+                shape = [1] * data.ndim
+                shape[src.quant.axis] = -1
+                scale, zp = scale.reshape(shape), zp.reshape(shape)
+            values = (data.astype(np.float64) - zp) * scale
+        else:
+            values = data
+        dst.data = np.asarray(values, dtype=np.float32).reshape(dst.shape)
+        dst.dtype = "float32"
+        folded += 1
+    graph.ops = keep
+    return folded
+
+
+def _make_names_unique(graph: Graph) -> None:
+    """Plans are keyed by tensor name, so every tensor gets a distinct one."""
+    seen: dict[str, int] = {}
+    for t in graph.tensors:
+        if t.name in seen:
+            seen[t.name] += 1
+            t.name = f"{t.name}#{seen[t.name]}"
+        else:
+            seen[t.name] = 0

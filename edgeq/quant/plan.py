@@ -1,0 +1,104 @@
+"""The QuantPlan: every tensor's integer encoding, decided once, read by every exporter."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.errors import PlanError
+
+PLAN_FORMAT = "edgeq.quantplan/1"
+
+
+@dataclass
+class Encoding:
+    """How one tensor is stored: real = scale * (q - zero_point), per channel along `axis` when
+    there is more than one scale. `rule` records why the plan chose it (calibrated range, fixed by
+    the op, shared with a same-encoding group, derived for a bias...), so a reviewer can diff plans."""
+
+    dtype: str  # int8, int16, int32, int64, uint8, int4
+    scale: list[float]
+    zero_point: list[int]
+    axis: int = 0
+    rule: str = ""
+    narrow_range: bool = False  # weights use [-127, 127] so that -q never overflows (TFLite spec)
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+    def scales(self) -> np.ndarray:
+        return np.asarray(self.scale, dtype=np.float32)
+
+    def zero_points(self) -> np.ndarray:
+        return np.asarray(self.zero_point, dtype=np.int64)
+
+
+@dataclass
+class FloatOp:
+    """An operator left in float, with the reason (custom op, or not quantizable and allowed)."""
+
+    index: int
+    kind: str
+    reason: str
+
+
+@dataclass
+class QuantPlan:
+    """The single source of truth for a quantized model. Keys are tensor names of the float graph."""
+
+    scheme: str
+    io_dtype: str  # "float32" keeps float I/O (QUANTIZE/DEQUANTIZE at the boundary); else int8/int16/uint8
+    model_sha256: str  # fingerprint of the float graph the plan was made for
+    tensors: dict[str, Encoding] = field(default_factory=dict)
+    float_ops: list[FloatOp] = field(default_factory=list)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # calibrated activation ranges
+    notes: list[str] = field(default_factory=list)  # what the planner adjusted and why
+
+    def to_json(self) -> str:
+        doc = {
+            "format": PLAN_FORMAT,
+            "scheme": self.scheme,
+            "io_dtype": self.io_dtype,
+            "model_sha256": self.model_sha256,
+            "tensors": {k: asdict(v) for k, v in sorted(self.tensors.items())},
+            "float_ops": [asdict(f) for f in self.float_ops],
+            "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(self.ranges.items())},
+            "notes": self.notes,
+        }
+        return json.dumps(doc, indent=1, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> QuantPlan:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise PlanError(f"plan is not valid JSON: {e}") from e
+        if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+            raise PlanError(f"plan format {doc.get('format') if isinstance(doc, dict) else None!r}, "
+                            f"expected {PLAN_FORMAT!r}")
+        try:
+            return cls(
+                scheme=doc["scheme"],
+                io_dtype=doc["io_dtype"],
+                model_sha256=doc["model_sha256"],
+                tensors={k: Encoding(**v) for k, v in doc["tensors"].items()},
+                float_ops=[FloatOp(**f) for f in doc.get("float_ops", [])],
+                ranges={k: (float(v[0]), float(v[1])) for k, v in doc.get("ranges", {}).items()},
+                notes=list(doc.get("notes", [])),
+            )
+        except (KeyError, TypeError) as e:
+            raise PlanError(f"plan is missing or has a malformed field: {e}") from e
+
+    def save(self, path: str | os.PathLike) -> None:
+        from edgeq.export.atomic import write_atomic
+
+        write_atomic(Path(path), self.to_json().encode())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> QuantPlan:
+        return cls.from_json(Path(path).read_text())

@@ -1,0 +1,254 @@
+"""Build a QuantPlan from a float graph and calibrated ranges, following the TFLite quantization spec."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeq.errors import PlanError, UnsupportedOpError
+from edgeq.ir.graph import Graph, Op
+from edgeq.quant.op_rules import RULES, SHAPE_OPS, OpRule
+from edgeq.quant.plan import Encoding, FloatOp, QuantPlan
+from edgeq.quant.schemes import Scheme, affine_params, qrange, symmetric_weight_scales
+
+# A per-channel weight scale is never allowed to make the channel's output multiplier
+# (in_scale * w_scale / out_scale) smaller than this: below 2**-31 LiteRT rounds it to zero, and a
+# near-dead channel (weights ~1e-12 after batch-norm folding) would lose its bias with it.
+_MIN_OUTPUT_MULTIPLIER = 2.0**-24
+# Headroom kept below the int32 limit when a bias is quantized with in_scale * w_scale.
+_BIAS_HEADROOM = 0.5
+
+
+@dataclass
+class PlanOptions:
+    scheme: Scheme
+    io_dtype: str = "float32"
+    allow_float_ops: bool = False
+
+
+def quantized_input_positions(op: Op, rule: OpRule) -> list[int]:
+    """Input slots of `op` that carry values to quantize (expanding -1 to every input)."""
+    if -1 in rule.quantized_inputs:
+        return list(range(len(op.inputs)))
+    return [i for i in rule.quantized_inputs if i < len(op.inputs) and op.inputs[i] >= 0]
+
+
+def _same_positions(op: Op, rule: OpRule) -> list[int]:
+    if -1 in rule.same_encoding:
+        return list(range(len(op.inputs)))
+    return [i for i in rule.same_encoding if i < len(op.inputs) and op.inputs[i] >= 0]
+
+
+class _Groups:
+    """Union-find over tensor indices that must share one encoding."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, t: int) -> int:
+        self.parent.setdefault(t, t)
+        while self.parent[t] != t:
+            self.parent[t] = self.parent[self.parent[t]]
+            t = self.parent[t]
+        return t
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def classify_ops(graph: Graph, opts: PlanOptions) -> tuple[list[bool], list[FloatOp]]:
+    """Which ops run quantized. Custom ops always stay float; others only when the user allows it."""
+    quantized: list[bool] = []
+    floats: list[FloatOp] = []
+    for i, op in enumerate(graph.ops):
+        reason = ""
+        if op.kind == "CUSTOM":
+            reason = f"custom op '{op.custom_code}' has no integer kernel in LiteRT"
+        elif op.kind in SHAPE_OPS:
+            quantized.append(True)
+            continue
+        elif op.kind not in RULES:
+            reason = f"edgeq cannot quantize {op.kind}"
+        elif opts.scheme.activation_dtype == "int16" and not RULES[op.kind].int16:
+            reason = f"LiteRT has no int16x8 kernel for {op.kind}"
+        if reason and op.kind != "CUSTOM" and not opts.allow_float_ops:
+            raise UnsupportedOpError(
+                f"{graph.where(i)}: {reason}; pass allow_float_ops=True (CLI: --allow-float) to keep it "
+                f"float between DEQUANTIZE and QUANTIZE"
+            )
+        quantized.append(not reason)
+        if reason:
+            floats.append(FloatOp(index=i, kind=op.kind, reason=reason))
+    return quantized, floats
+
+
+def build_plan(
+    graph: Graph,
+    ranges: Mapping[int, tuple[float, float]],
+    opts: PlanOptions,
+    model_sha256: str,
+) -> QuantPlan:
+    """Decide every tensor's encoding. `ranges` maps activation tensor index -> calibrated (lo, hi)."""
+    scheme = opts.scheme
+    quantized, floats = classify_ops(graph, opts)
+    plan = QuantPlan(scheme=scheme.name, io_dtype=opts.io_dtype, model_sha256=model_sha256, float_ops=floats)
+    weight_slots: dict[int, tuple[int, int]] = {}  # tensor -> (op index, axis)
+    bias_slots: dict[int, int] = {}  # tensor -> op index
+    groups = _Groups()
+    members: set[int] = set()  # activation-like tensors (graph values and constants used as values)
+    symmetric: set[int] = set()
+    fixed: dict[int, tuple[float, int]] = {}
+
+    for i, op in enumerate(graph.ops):
+        if not quantized[i] or op.kind in SHAPE_OPS:
+            continue
+        rule = RULES[op.kind]
+        weights = dict(rule.weights)
+        for pos in quantized_input_positions(op, rule):
+            t = op.inputs[pos]
+            tensor = graph.tensors[t]
+            if tensor.dtype != "float32":
+                continue
+            if pos in weights and tensor.is_constant:
+                weight_slots[t] = (i, weights[pos])
+            elif pos == rule.bias:
+                if not tensor.is_constant:
+                    raise UnsupportedOpError(f"{graph.where(i)}: bias '{tensor.name}' is not a constant")
+                bias_slots[t] = i
+            else:
+                members.add(t)
+                if pos in rule.symmetric_inputs:
+                    symmetric.add(t)
+        for t in op.outputs:
+            if graph.tensors[t].dtype == "float32":
+                members.add(t)
+        for pos in _same_positions(op, rule):
+            if graph.tensors[op.inputs[pos]].dtype == "float32":
+                groups.union(op.inputs[pos], op.outputs[0])
+        if rule.same_encoding:
+            for t in op.outputs[1:]:
+                groups.union(t, op.outputs[0])
+        fixed_enc = rule.fixed_int16 if scheme.activation_dtype == "int16" else rule.fixed_int8
+        if fixed_enc is not None:
+            fixed[op.outputs[0]] = fixed_enc
+    # Float ops' outputs that feed quantized ops are already members; their inputs need encodings only
+    # when produced by quantized ops (also members). Graph inputs/outputs always get one.
+    for t in list(graph.inputs) + list(graph.outputs):
+        if graph.tensors[t].dtype == "float32" and t in members:
+            members.add(t)
+
+    _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme)
+    _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme)
+    return plan
+
+
+def _value_range(graph: Graph, t: int, ranges: Mapping[int, tuple[float, float]]) -> tuple[float, float] | None:
+    tensor = graph.tensors[t]
+    if tensor.is_constant:
+        data = np.asarray(tensor.data, dtype=np.float64)
+        return (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    return ranges.get(t)
+
+
+def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme) -> None:
+    by_root: dict[int, list[int]] = {}
+    for t in sorted(members):
+        by_root.setdefault(groups.find(t), []).append(t)
+    dtype = scheme.activation_dtype
+    for group in by_root.values():
+        names = [graph.tensors[t].name for t in group]
+        fixed_here = [fixed[t] for t in group if t in fixed]
+        if fixed_here:
+            scale, zp = fixed_here[0]
+            rule = "fixed by the op"
+            if len(group) > 1:
+                rule = f"fixed by the op, shared with {len(group) - 1} same-encoding tensors"
+        else:
+            lo, hi = np.inf, -np.inf
+            for t in group:
+                r = _value_range(graph, t, ranges)
+                if r is None:
+                    continue
+                lo, hi = min(lo, r[0]), max(hi, r[1])
+                if not graph.tensors[t].is_constant:
+                    plan.ranges[graph.tensors[t].name] = (float(r[0]), float(r[1]))
+            if lo > hi:
+                raise PlanError(f"no calibrated range for tensor(s) {names}: calibration never produced them")
+            sym = scheme.activation_symmetric or any(t in symmetric for t in group)
+            scale, zp = affine_params(lo, hi, dtype, sym)
+            rule = "calibrated range" if len(group) == 1 else f"union range of a same-encoding group of {len(group)}"
+        for t in group:
+            plan.tensors[graph.tensors[t].name] = Encoding(dtype=dtype, scale=[float(scale)], zero_point=[int(zp)],
+                                                           rule=rule)
+
+
+def _op_scales(graph: Graph, plan: QuantPlan, op: Op, kind: str) -> tuple[float, float]:
+    """Input and output activation scales of a weighted op (TRANSPOSE_CONV reads its input in slot 2)."""
+    in_slot = 2 if kind == "TRANSPOSE_CONV" else 0
+    in_enc = plan.tensors.get(graph.tensors[op.inputs[in_slot]].name)
+    out_enc = plan.tensors.get(graph.tensors[op.outputs[0]].name)
+    if in_enc is None or out_enc is None:
+        raise PlanError(f"{kind} '{graph.tensors[op.outputs[0]].name}': input or output has no encoding")
+    return in_enc.scale[0], out_enc.scale[0]
+
+
+def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Scheme) -> None:
+    _, wmax = qrange(scheme.weight_dtype)
+    floored_total = 0
+    for t, (op_index, axis) in sorted(weight_slots.items()):
+        op = graph.ops[op_index]
+        w = graph.tensors[t].data
+        scales = symmetric_weight_scales(w, axis, wmax)
+        in_scale, out_scale = _op_scales(graph, plan, op, op.kind)
+        floor = np.full_like(scales, _MIN_OUTPUT_MULTIPLIER * out_scale / in_scale)
+        rule = RULES[op.kind]
+        bias_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) else -1
+        if bias_t >= 0 and graph.tensors[bias_t].is_constant:
+            bias = np.abs(np.asarray(graph.tensors[bias_t].data, dtype=np.float64)).reshape(-1)
+            _, bmax = qrange(scheme.bias_dtype)
+            if bias.size == scales.size:
+                floor = np.maximum(floor, bias / (in_scale * bmax * _BIAS_HEADROOM))
+        floored = scales < floor
+        if floored.any():
+            floored_total += int(floored.sum())
+            plan.notes.append(
+                f"{op.kind} '{graph.tensors[op.outputs[0]].name}': {int(floored.sum())} of {scales.size} "
+                f"channels have near-zero weights (max |w| {float(np.min(scales) * wmax):.3g}); their scale "
+                f"was raised so the bias stays representable and the output multiplier does not vanish"
+            )
+        scales = np.maximum(scales, floor)
+        scales = np.where(scales > 0, scales, 1.0)
+        plan.tensors[graph.tensors[t].name] = Encoding(
+            dtype=scheme.weight_dtype,
+            scale=[float(s) for s in scales.astype(np.float32)],
+            zero_point=[0] * scales.size,
+            axis=axis,
+            rule=f"symmetric per-channel weights, axis {axis}",
+            narrow_range=True,
+        )
+    for t, op_index in sorted(bias_slots.items()):
+        op = graph.ops[op_index]
+        rule = RULES[op.kind]
+        w_name = graph.tensors[op.inputs[rule.weights[0][0]]].name
+        in_scale, _ = _op_scales(graph, plan, op, op.kind)
+        w_enc = plan.tensors.get(w_name)
+        if w_enc is None:
+            raise PlanError(f"{graph.where(op_index)}: weight '{w_name}' has no encoding, bias cannot be derived")
+        n = graph.tensors[t].data.size
+        w_scales = np.asarray(w_enc.scale, dtype=np.float64)
+        if w_scales.size not in (1, n):
+            raise PlanError(f"{graph.where(op_index)}: bias has {n} entries but weights {w_scales.size} scales")
+        scales = np.broadcast_to(np.float64(np.float32(in_scale)) * w_scales.astype(np.float32), (n,))
+        plan.tensors[graph.tensors[t].name] = Encoding(
+            dtype=scheme.bias_dtype,
+            scale=[float(s) for s in scales.astype(np.float32)],
+            zero_point=[0] * n,
+            axis=0,
+            rule="bias: input scale x weight scale",
+        )
+    if floored_total:
+        plan.notes.append(f"{floored_total} near-dead weight channels in all had their scales floored")

@@ -1,0 +1,89 @@
+"""Quantization schemes and the arithmetic that turns a float range into (scale, zero point)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeq.errors import PlanError
+
+# Smallest range given to a tensor that never moved during calibration (all zeros, say): any scale
+# represents it exactly, and a sane one keeps downstream multipliers in range.
+_DEGENERATE_RANGE = 1.0
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A named quantization scheme: the activation type and the weight/bias types that go with it."""
+
+    name: str
+    activation_dtype: str  # int8 or int16
+    weight_dtype: str  # int8
+    bias_dtype: str  # int32 or int64
+
+    @property
+    def activation_symmetric(self) -> bool:
+        return self.activation_dtype == "int16"
+
+
+SCHEMES: dict[str, Scheme] = {
+    "int8": Scheme("int8", "int8", "int8", "int32"),
+    "int16x8": Scheme("int16x8", "int16", "int8", "int64"),
+}
+
+
+def get_scheme(name: str) -> Scheme:
+    if name not in SCHEMES:
+        raise PlanError(f"unknown scheme {name!r}; known schemes: {', '.join(sorted(SCHEMES))}")
+    return SCHEMES[name]
+
+
+def qrange(dtype: str) -> tuple[int, int]:
+    info = np.iinfo(np.dtype(dtype))
+    return int(info.min), int(info.max)
+
+
+def affine_params(lo: float, hi: float, dtype: str, symmetric: bool) -> tuple[float, int]:
+    """Scale and zero point for a per-tensor activation, as the TFLite converter nudges them:
+    zero must be exactly representable, so the zero point is rounded and the range shifts slightly."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    qmin, qmax = qrange(dtype)
+    if symmetric:
+        bound = max(abs(lo), abs(hi))
+        if bound == 0.0:
+            bound = _DEGENERATE_RANGE
+        return bound / qmax, 0
+    if hi - lo == 0.0:
+        hi = _DEGENERATE_RANGE
+    scale = (hi - lo) / (qmax - qmin)
+    zero_from_min = qmin - lo / scale
+    zero_point = int(np.clip(np.round(zero_from_min), qmin, qmax))
+    return scale, zero_point
+
+
+def symmetric_weight_scales(w: np.ndarray, axis: int | None, qmax: int) -> np.ndarray:
+    """max |w| / qmax per channel (or per tensor when axis is None), float64."""
+    if axis is None:
+        return np.asarray([np.max(np.abs(w)) / qmax], dtype=np.float64)
+    moved = np.moveaxis(np.asarray(w, dtype=np.float64), axis, 0).reshape(w.shape[axis], -1)
+    return np.max(np.abs(moved), axis=1) / qmax
+
+
+def quantize_array(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int, dtype: str,
+                   narrow: bool = False) -> np.ndarray:
+    """round(x / scale) + zero_point, clipped; per channel along `axis` when scale has several entries.
+    `narrow` keeps int8 weights in [-127, 127] as the spec requires."""
+    x = np.asarray(x, dtype=np.float64)
+    scale = np.asarray(scale, dtype=np.float64)
+    zero_point = np.asarray(zero_point, dtype=np.int64)
+    if scale.size > 1:
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        scale = scale.reshape(shape)
+        zero_point = zero_point.reshape(shape)
+    qmin, qmax = qrange(dtype)
+    if narrow:
+        qmin = -qmax
+    q = np.round(x / scale) + zero_point
+    return np.clip(q, qmin, qmax).astype(np.dtype(dtype))
