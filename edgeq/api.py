@@ -71,8 +71,13 @@ def quantize(
         options = PlanOptions(sch, io, allow_float_ops)
         classify_ops(model.graph, options)  # an op that cannot be quantized fails before calibration
         result = calibrate(
-            model.graph, model.tflite, calib, observer=observer,
-            bits=8 if sch.activation_dtype == "int8" else 16, symmetric=sch.activation_symmetric, progress=progress,
+            model.graph,
+            model.tflite,
+            calib,
+            observer=observer,
+            bits=8 if sch.activation_dtype == "int8" else 16,
+            symmetric=sch.activation_symmetric,
+            progress=progress,
         )
         timings["calibrate_s"] = result.seconds
         samples = result.samples
@@ -89,12 +94,26 @@ def quantize(
     assign_versions(graph)
     data = write_tflite(graph, description=f"edgeq {plan.scheme}")
     timings["export_s"] = time.perf_counter() - start
-    return QuantizedModel(float_model=model, plan=plan, graph=graph, tflite=data, timings=timings,
-                          calibration_samples=samples)
+    return QuantizedModel(
+        float_model=model, plan=plan, graph=graph, tflite=data, timings=timings, calibration_samples=samples
+    )
 
 
-def compare(model: FloatModel, qm: QuantizedModel, data, max_samples: int | None = None, layers: int = 5,
-            reference: bool = False) -> FidelityReport:
+def compare(
+    model: FloatModel,
+    qm: QuantizedModel,
+    data,
+    max_samples: int | None = None,
+    layers: int = 5,
+    reference: bool = False,
+) -> FidelityReport:
     """SQNR and cosine per output, top-1 agreement for classifiers, and the worst layers."""
-    return _compare(model.graph, model.tflite, qm.tflite, data, max_samples=max_samples, layers=layers,
-                    reference=reference)
+    return _compare(
+        model.graph,
+        model.tflite,
+        qm.tflite,
+        data,
+        max_samples=max_samples,
+        layers=layers,
+        reference=reference,
+    )

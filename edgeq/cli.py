@@ -18,15 +18,24 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--calib", help="image folder, or .npy / .npz of float32 inputs (batch first)")
     c.add_argument("--plan", help="apply this QuantPlan JSON instead of calibrating")
     c.add_argument("--scheme", default="int8", choices=["int8", "int16x8"])
-    c.add_argument("--io", default="float32", help="input/output type: float32 (default) or the activation type")
+    c.add_argument(
+        "--io", default="float32", help="input/output type: float32 (default) or the activation type"
+    )
     c.add_argument("--observer", default="minmax", choices=["minmax", "percentile", "mse"])
     c.add_argument("--allow-float", action="store_true", help="keep ops edgeq cannot quantize in float")
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")
-    c.add_argument("--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std")
+    c.add_argument(
+        "--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std"
+    )
     c.add_argument("--std", type=float, nargs="+", default=[127.5])
     c.add_argument("--layout", choices=["auto", "NHWC", "NCHW"], default="auto")
-    c.add_argument("--compare", type=int, default=64, metavar="N",
-                   help="measure fidelity on N calibration samples (0: skip)")
+    c.add_argument(
+        "--compare",
+        type=int,
+        default=64,
+        metavar="N",
+        help="measure fidelity on N calibration samples (0: skip)",
+    )
     c.add_argument("-o", "--output", default="dist", help="output folder")
     c.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -63,7 +72,9 @@ def _calibration_source(args, model):
     channels = (shape[1] if layout == "NCHW" else shape[3]) if len(shape) == 4 else 3
     mean = args.mean[0] if len(args.mean) == 1 else tuple(args.mean)
     std = args.std[0] if len(args.std) == 1 else tuple(args.std)
-    return from_path(args.calib, size=size, mean=mean, std=std, layout=layout, channels=channels, limit=args.samples)
+    return from_path(
+        args.calib, size=size, mean=mean, std=std, layout=layout, channels=channels, limit=args.samples
+    )
 
 
 def _convert(args) -> dict:
@@ -73,9 +84,21 @@ def _convert(args) -> dict:
     model = edgeq.load(args.model)
     plan = edgeq.QuantPlan.load(args.plan) if args.plan else None
     calib = None if plan is not None and args.calib is None else _calibration_source(args, model)
-    qm = edgeq.quantize(model, calib, scheme=args.scheme, io=args.io, observer=args.observer,
-                        allow_float_ops=args.allow_float, plan=plan, progress=not args.quiet)
-    report = edgeq.compare(model, qm, calib, max_samples=args.compare) if calib is not None and args.compare else None
+    qm = edgeq.quantize(
+        model,
+        calib,
+        scheme=args.scheme,
+        io=args.io,
+        observer=args.observer,
+        allow_float_ops=args.allow_float,
+        plan=plan,
+        progress=not args.quiet,
+    )
+    report = (
+        edgeq.compare(model, qm, calib, max_samples=args.compare)
+        if calib is not None and args.compare
+        else None
+    )
     out = Path(args.output)
     tflite_path = out / f"{model.name}.{qm.plan.scheme}.tflite"
     plan_path = out / f"{model.name}.{qm.plan.scheme}.plan.json"
@@ -98,8 +121,10 @@ def _convert(args) -> dict:
 
 def _print_summary(s: dict) -> None:
     sizes = s["size_bytes"]
-    print(f"wrote {s['artifacts']['tflite']} ({sizes['quantized'] / 1024:.1f} KiB, "
-          f"{sizes['quantized'] / sizes['float']:.3f}x the float model) and {s['artifacts']['plan']}")
+    print(
+        f"wrote {s['artifacts']['tflite']} ({sizes['quantized'] / 1024:.1f} KiB, "
+        f"{sizes['quantized'] / sizes['float']:.3f}x the float model) and {s['artifacts']['plan']}"
+    )
     print(f"scheme {s['scheme']}, I/O {s['io_dtype']}, {s['calibration_samples']} calibration samples")
     for f in s["float_ops"]:
         print(f"kept float: op {f['index']} {f['kind']}: {f['reason']}")

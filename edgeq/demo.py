@@ -52,17 +52,24 @@ def main(argv: list[str] | None = None) -> int:
         path = qm.save(out / f"fashion_mnist_cnn.{scheme}.tflite")
         qm.plan.save(out / f"fashion_mnist_cnn.{scheme}.plan.json")
         report = edgeq.compare(model, qm, edgeq.calibration.arrays(test[:500]), layers=0)
-        rows.append((scheme, path.stat().st_size, accuracy(qm.tflite, test, labels, reference=True),
-                     report, seconds))
+        rows.append(
+            (scheme, path.stat().st_size, accuracy(qm.tflite, test, labels, reference=True), report, seconds)
+        )
 
     base = rows[0][2]
-    print(f"Fashion-MNIST CNN, {len(labels)} test images, {args.calib} calibration images; artifacts in {out}/")
-    print(f"{'model':<9} {'bytes':>8} {'size':>6} {'top-1':>7} {'drop pts':>8} {'SQNR dB':>8} {'agree':>6} {'quant s':>7}")
+    print(
+        f"Fashion-MNIST CNN, {len(labels)} test images, {args.calib} calibration images; artifacts in {out}/"
+    )
+    print(
+        f"{'model':<9} {'bytes':>8} {'size':>6} {'top-1':>7} {'drop pts':>8} {'SQNR dB':>8} {'agree':>6} {'quant s':>7}"
+    )
     for name, size, acc, report, seconds in rows:
         sqnr = "" if report is None else f"{report.sqnr_db:8.2f}"
         agree = "" if report is None else f"{report.top1_agreement:6.3f}"
-        print(f"{name:<9} {size:>8} {size / rows[0][1]:6.3f} {acc:7.4f} {100 * (base - acc):8.2f} "
-              f"{sqnr:>8} {agree:>6} {seconds:7.1f}")
+        print(
+            f"{name:<9} {size:>8} {size / rows[0][1]:6.3f} {acc:7.4f} {100 * (base - acc):8.2f} "
+            f"{sqnr:>8} {agree:>6} {seconds:7.1f}"
+        )
     return 0
 
 

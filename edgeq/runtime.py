@@ -7,9 +7,9 @@ import os
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from edgeq.errors import ModelFormatError  # noqa: E402
+from edgeq.errors import ModelFormatError
 
 
 class LiteRT:

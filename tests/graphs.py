@@ -17,8 +17,15 @@ def dense_graph(units: int = 4, features: int = 8, tail: str | None = None, seed
         Tensor("b", (units,), "float32", data=rng.normal(size=units).astype(np.float32)),
         Tensor("fc", (1, units), "float32"),
     ]
-    ops = [Op("FULLY_CONNECTED", [0, 1, 2], [3], options={"fusedActivationFunction": 0},
-              options_type="FullyConnectedOptions")]
+    ops = [
+        Op(
+            "FULLY_CONNECTED",
+            [0, 1, 2],
+            [3],
+            options={"fusedActivationFunction": 0},
+            options_type="FullyConnectedOptions",
+        )
+    ]
     outputs = [3]
     if tail:
         tensors.append(Tensor("tail", (1, units), "float32"))

@@ -42,8 +42,9 @@ def test_non_finite_calibration_data_names_input_and_sample(tmp_path, float_mode
     x = np.ones((10, 1, 8), np.float32)
     x[7, 0, 3] = bad
     with pytest.raises(CalibrationDataError, match=r"input.*sample 7|sample 7.*input"):
-        edgeq.quantize(edgeq.load(float_model), edgeq.calibration.arrays(x.reshape(10, 8), batch_size=10),
-                       progress=False)
+        edgeq.quantize(
+            edgeq.load(float_model), edgeq.calibration.arrays(x.reshape(10, 8), batch_size=10), progress=False
+        )
     np.save(tmp_path / "calib.npy", x.reshape(10, 8))
     code, out = _convert(tmp_path, float_model, tmp_path / "calib.npy")
     assert code == 2
@@ -53,20 +54,23 @@ def test_non_finite_calibration_data_names_input_and_sample(tmp_path, float_mode
 
 def test_wrong_shape_names_expected_and_got(float_model):
     with pytest.raises(CalibrationDataError, match=r"8.*5|5.*8"):
-        edgeq.quantize(edgeq.load(float_model), edgeq.calibration.arrays(np.ones((4, 5), np.float32)),
-                       progress=False)
+        edgeq.quantize(
+            edgeq.load(float_model), edgeq.calibration.arrays(np.ones((4, 5), np.float32)), progress=False
+        )
 
 
 def test_wrong_dtype(float_model):
     with pytest.raises(CalibrationDataError):
-        edgeq.quantize(edgeq.load(float_model), edgeq.calibration.arrays(np.array([["a"] * 8] * 2)),
-                       progress=False)
+        edgeq.quantize(
+            edgeq.load(float_model), edgeq.calibration.arrays(np.array([["a"] * 8] * 2)), progress=False
+        )
 
 
 def test_empty_calibration_set(tmp_path, float_model):
     with pytest.raises(CalibrationDataError, match="empty"):
-        edgeq.quantize(edgeq.load(float_model), edgeq.calibration.arrays(np.zeros((0, 8), np.float32)),
-                       progress=False)
+        edgeq.quantize(
+            edgeq.load(float_model), edgeq.calibration.arrays(np.zeros((0, 8), np.float32)), progress=False
+        )
     np.save(tmp_path / "empty.npy", np.zeros((0, 8), np.float32))
     code, out = _convert(tmp_path, float_model, tmp_path / "empty.npy")
     assert code == 2

@@ -55,12 +55,21 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
             src = out.tensors[t]
             enc = plan.tensors[src.name]
             if to_integer:
-                dst = Tensor(name=f"{src.name}/quantized", shape=src.shape, dtype=enc.dtype, quant=_quant(enc),
-                             shape_signature=src.shape_signature)
+                dst = Tensor(
+                    name=f"{src.name}/quantized",
+                    shape=src.shape,
+                    dtype=enc.dtype,
+                    quant=_quant(enc),
+                    shape_signature=src.shape_signature,
+                )
                 kind = "QUANTIZE"
             else:
-                dst = Tensor(name=f"{src.name}/dequantized", shape=src.shape, dtype="float32",
-                             shape_signature=src.shape_signature)
+                dst = Tensor(
+                    name=f"{src.name}/dequantized",
+                    shape=src.shape,
+                    dtype="float32",
+                    shape_signature=src.shape_signature,
+                )
                 kind = "DEQUANTIZE"
             converted[key] = out.add_tensor(dst)
             new_ops.append(Op(kind=kind, inputs=[t], outputs=[converted[key]]))
@@ -98,8 +107,9 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
 def _swap_in_dequantize(g: Graph, ops: list[Op], t: int) -> int:
     """Rename integer tensor t to '<name>/quantized' and add DEQUANTIZE into a float tensor named as t was."""
     src = g.tensors[t]
-    float_t = g.add_tensor(Tensor(name=src.name, shape=src.shape, dtype="float32",
-                                  shape_signature=src.shape_signature))
+    float_t = g.add_tensor(
+        Tensor(name=src.name, shape=src.shape, dtype="float32", shape_signature=src.shape_signature)
+    )
     src.name = f"{src.name}/quantized"
     ops.append(Op(kind="DEQUANTIZE", inputs=[t], outputs=[float_t]))
     return float_t
@@ -117,6 +127,8 @@ def _encode_tensor(tensor: Tensor, enc: Encoding) -> None:
             tensor.data, enc.scales(), enc.zero_points(), enc.axis, enc.dtype, narrow=enc.narrow_range
         )
         if tensor.data.dtype != np.dtype(enc.dtype):
-            raise PlanError(f'tensor "{tensor.name}": quantized to {tensor.data.dtype}, plan says {enc.dtype}')
+            raise PlanError(
+                f'tensor "{tensor.name}": quantized to {tensor.data.dtype}, plan says {enc.dtype}'
+            )
     tensor.dtype = enc.dtype
     tensor.quant = _quant(enc)

@@ -58,17 +58,10 @@ def _stem(where: str) -> str:
 def _reject_quantized(graph: Graph, where: str) -> None:
     for i, op in enumerate(graph.ops):
         if op.kind == "QUANTIZE":
-            raise AlreadyQuantizedError(f"{where}: {graph.where(i)} quantizes activations; edgeq needs the float model")
-    for i, op in enumerate(graph.ops):
-        if op.kind == "DEQUANTIZE":
-            continue
-        for t in op.inputs:
-            tensor = graph.tensors[t] if t >= 0 else None
-            if tensor is not None and tensor.is_constant and tensor.quant is not None and tensor.dtype != "float32":
-                raise AlreadyQuantizedError(
-                    f'{where}: {graph.where(i)} reads {tensor.dtype} weights "{tensor.name}" directly: the '
-                    f"model is already (hybrid) quantized; edgeq needs the float model it came from"
-                )
+            raise AlreadyQuantizedError(
+                f"{where}: {graph.where(i)} quantizes activations: the model is already quantized; "
+                f"edgeq needs the float model it came from"
+            )
     for t in graph.activations():
         tensor = graph.tensors[t]
         if tensor.dtype in INTEGER_ACTIVATION_DTYPES and tensor.quant is not None:
@@ -76,6 +69,17 @@ def _reject_quantized(graph: Graph, where: str) -> None:
                 f'{where}: tensor {t} "{tensor.name}" is {tensor.dtype} with scale {tensor.quant.scale[:1]}: '
                 f"the model is already quantized; edgeq needs the float model it came from"
             )
+    for i, op in enumerate(graph.ops):
+        if op.kind == "DEQUANTIZE":
+            continue
+        for t in op.inputs:
+            tensor = graph.tensors[t] if t >= 0 else None
+            hybrid = tensor is not None and tensor.is_constant and tensor.quant is not None
+            if hybrid and tensor.dtype != "float32":
+                raise AlreadyQuantizedError(
+                    f'{where}: {graph.where(i)} reads {tensor.dtype} weights "{tensor.name}" directly: the '
+                    f"model is already (hybrid) quantized; edgeq needs the float model it came from"
+                )
 
 
 def fold_constant_dequantize(graph: Graph) -> int:

@@ -84,6 +84,7 @@ RULES: dict[str, OpRule] = {
 # Ops whose output is an integer index or shape: they run on whatever their input is and need no plan.
 SHAPE_OPS = frozenset({"SHAPE", "ARG_MAX", "ARG_MIN"})
 
+
 # Per-channel axis of each weight operand, for the TFLite spec (conv dim 0, depthwise dim 3, FC dim 0).
 def weight_axis(kind: str, input_index: int) -> int | None:
     rule = RULES.get(kind)

@@ -79,8 +79,10 @@ class QuantPlan:
         except json.JSONDecodeError as e:
             raise PlanError(f"plan is not valid JSON: {e}") from e
         if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
-            raise PlanError(f"plan format {doc.get('format') if isinstance(doc, dict) else None!r}, "
-                            f"expected {PLAN_FORMAT!r}")
+            raise PlanError(
+                f"plan format {doc.get('format') if isinstance(doc, dict) else None!r}, "
+                f"expected {PLAN_FORMAT!r}"
+            )
         try:
             return cls(
                 scheme=doc["scheme"],

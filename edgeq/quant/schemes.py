@@ -70,8 +70,9 @@ def symmetric_weight_scales(w: np.ndarray, axis: int | None, qmax: int) -> np.nd
     return np.max(np.abs(moved), axis=1) / qmax
 
 
-def quantize_array(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int, dtype: str,
-                   narrow: bool = False) -> np.ndarray:
+def quantize_array(
+    x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int, dtype: str, narrow: bool = False
+) -> np.ndarray:
     """round(x / scale) + zero_point, clipped; per channel along `axis` when scale has several entries.
     `narrow` keeps int8 weights in [-127, 127] as the spec requires."""
     x = np.asarray(x, dtype=np.float64)

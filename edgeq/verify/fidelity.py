@@ -90,7 +90,10 @@ class FidelityReport:
         return json.dumps(self.to_dict(), indent=1)
 
     def __str__(self) -> str:
-        lines = [f"fidelity over {self.samples} samples", f"{'output':<32} {'SQNR dB':>9} {'cosine':>9} {'top-1':>7}"]
+        lines = [
+            f"fidelity over {self.samples} samples",
+            f"{'output':<32} {'SQNR dB':>9} {'cosine':>9} {'top-1':>7}",
+        ]
         for o in self.outputs:
             top1 = "" if o.top1_agreement is None else f"{o.top1_agreement:.4f}"
             lines.append(f"{o.name[:32]:<32} {o.sqnr_db:9.2f} {o.cosine:9.5f} {top1:>7}")
@@ -143,13 +146,20 @@ def compare(
     for j, t in enumerate(float_graph.outputs):
         tensor = float_graph.tensors[t]
         classifier = _is_class_vector(tensor.shape)
-        outputs.append(OutputFidelity(
-            name=tensor.name, sqnr_db=out_acc[j].sqnr, cosine=out_acc[j].cosine,
-            top1_agreement=agree[j] / max(samples, 1) if classifier else None,
-        ))
+        outputs.append(
+            OutputFidelity(
+                name=tensor.name,
+                sqnr_db=out_acc[j].sqnr,
+                cosine=out_acc[j].cosine,
+                top1_agreement=agree[j] / max(samples, 1) if classifier else None,
+            )
+        )
     producer = {qgraph.tensors[o].name: op.kind for op in qgraph.ops for o in op.outputs}
     ranked = sorted(
-        (LayerFidelity(tensor=name, op=producer.get(name, "?"), sqnr_db=acc.sqnr) for name, acc in layer_acc.items()),
+        (
+            LayerFidelity(tensor=name, op=producer.get(name, "?"), sqnr_db=acc.sqnr)
+            for name, acc in layer_acc.items()
+        ),
         key=lambda x: x.sqnr_db,
     )
     return FidelityReport(samples=samples, outputs=outputs, worst_layers=ranked[:layers])
