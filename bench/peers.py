@@ -73,6 +73,7 @@ def ai_edge_quantizer_w8a8(model: FloatModel, calib: list[np.ndarray], entry: zo
 
 def tflite_converter_ptq(model: FloatModel, calib: list[np.ndarray], entry: zoo.ZooModel) -> bytes:
     import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     if entry.keras_model is None:
         raise NotImplementedError("TFLiteConverter PTQ needs the Keras model; this one is not from Keras")
@@ -81,7 +82,8 @@ def tflite_converter_ptq(model: FloatModel, calib: list[np.ndarray], entry: zoo.
     fn = tf.function(
         lambda *xs: keras_model(list(xs) if len(xs) > 1 else xs[0], training=False), input_signature=specs
     )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], keras_model)
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], keras_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: (
         [x[i : i + 1] for x in calib] for i in range(calib[0].shape[0])

@@ -75,9 +75,13 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
             new_ops.append(Op(kind=kind, inputs=[t], outputs=[converted[key]]))
         return converted[key]
 
+    requantize = {(r.op, r.input): r.like for r in plan.requantize}
     for i, op in enumerate(out.ops):
         wants_float = i in float_ops
         inputs = list(op.inputs)
+        for pos, t in enumerate(inputs):
+            if (i, pos) in requantize:
+                inputs[pos] = _requantized(out, new_ops, t, plan.tensors[requantize[(i, pos)]], i)
         for pos, t in enumerate(inputs):
             if t < 0 or out.tensors[t].name not in plan.tensors:
                 continue
@@ -102,6 +106,15 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
     out.outputs = outputs
     out.ops = new_ops
     return out
+
+
+def _requantized(g: Graph, ops: list[Op], t: int, enc: Encoding, consumer: int) -> int:
+    """QUANTIZE from one integer encoding to another (LiteRT's requantize), feeding one consumer."""
+    src = g.tensors[t]
+    dst = g.add_tensor(Tensor(name=f"{src.name}/requantized@{consumer}", shape=src.shape, dtype=enc.dtype, quant=_quant(enc),
+                              shape_signature=src.shape_signature))
+    ops.append(Op(kind="QUANTIZE", inputs=[t], outputs=[dst]))
+    return dst
 
 
 def _swap_in_dequantize(g: Graph, ops: list[Op], t: int) -> int:

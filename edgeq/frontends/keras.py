@@ -17,6 +17,7 @@ def from_keras(
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     try:
         shapes = input_shapes or [(1, *tuple(i.shape[1:])) for i in model.inputs]
@@ -26,7 +27,9 @@ def from_keras(
         fn = tf.function(
             lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), input_signature=specs
         )
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+        # Variables are frozen first: from_concrete_functions would keep them as resource variables.
+        frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], model)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         data = converter.convert()
     except FrontendError:

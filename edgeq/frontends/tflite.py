@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph
 from edgeq.ir.tflite_reader import read_tflite
 from edgeq.ir.tflite_schema import INTEGER_ACTIVATION_DTYPES
+from edgeq.quant.op_rules import RULES
 
 
 @dataclass
@@ -46,6 +48,7 @@ def from_graph(graph: Graph, name: str, where: str = "<graph>") -> FloatModel:
     graph = graph.copy()
     _reject_quantized(graph, where)
     fold_constant_dequantize(graph)
+    split_shared_parameters(graph)
     _make_names_unique(graph)
     return FloatModel(graph=graph, tflite=write_tflite(graph), name=name)
 
@@ -112,6 +115,34 @@ def fold_constant_dequantize(graph: Graph) -> int:
         folded += 1
     graph.ops = keep
     return folded
+
+
+def split_shared_parameters(graph: Graph) -> int:
+    """Give every weight and bias slot its own constant tensor; returns how many copies were made.
+
+    Converters share identical constants between ops (MediaPipe's hand landmark model feeds one bias
+    tensor to two FULLY_CONNECTED ops). A bias is encoded with its op's input x weight scales, so a
+    shared one would be right for only one of them.
+    """
+    seen: set[int] = set()
+    copies = 0
+    for op in graph.ops:
+        rule = RULES.get(op.kind)
+        if rule is None:
+            continue
+        slots = [pos for pos, _ in rule.weights] + ([rule.bias] if rule.bias is not None else [])
+        for pos in slots:
+            t = op.inputs[pos] if pos < len(op.inputs) else -1
+            if t < 0 or not graph.tensors[t].is_constant:
+                continue
+            if t in seen:
+                src = graph.tensors[t]
+                copies += 1
+                op.inputs[pos] = graph.add_tensor(
+                    dataclasses.replace(src, name=f"{src.name}/copy{copies}", data=src.data.copy())
+                )
+            seen.add(t)
+    return copies
 
 
 def _make_names_unique(graph: Graph) -> None:

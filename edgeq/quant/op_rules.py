@@ -79,6 +79,16 @@ RULES: dict[str, OpRule] = {
     "RELU_N1_TO_1": OpRule(int16=False),
     "LEAKY_RELU": _ELEMENTWISE,
     "PRELU": OpRule(quantized_inputs=(0, 1), int16=False),
+    "REDUCE_MAX": _SAME,
+    "REDUCE_MIN": _SAME,
+    # LiteRT negates the stored integers, so input and output share one symmetric encoding (zero point 0).
+    "NEG": OpRule(same_encoding=(0,), symmetric_inputs=(0,)),
+    "ABS": _ELEMENTWISE,
+    "RSQRT": _ELEMENTWISE,
+    "SQRT": _ELEMENTWISE,
+    "EXP": _ELEMENTWISE,
+    "GELU": _ELEMENTWISE,
+    "ELU": OpRule(int16=False),
 }
 
 # Ops whose output is an integer index or shape: they run on whatever their input is and need no plan.

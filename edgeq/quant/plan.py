@@ -48,6 +48,16 @@ class FloatOp:
 
 
 @dataclass
+class Requantize:
+    """Input `input` of op `op` reads its tensor re-encoded like tensor `like` (a QUANTIZE int->int
+    in TFLite): used where a same-encoding op meets a tensor whose encoding is fixed elsewhere."""
+
+    op: int
+    input: int
+    like: str
+
+
+@dataclass
 class QuantPlan:
     """The single source of truth for a quantized model. Keys are tensor names of the float graph."""
 
@@ -56,6 +66,7 @@ class QuantPlan:
     model_sha256: str  # fingerprint of the float graph the plan was made for
     tensors: dict[str, Encoding] = field(default_factory=dict)
     float_ops: list[FloatOp] = field(default_factory=list)
+    requantize: list[Requantize] = field(default_factory=list)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # calibrated activation ranges
     notes: list[str] = field(default_factory=list)  # what the planner adjusted and why
 
@@ -67,6 +78,7 @@ class QuantPlan:
             "model_sha256": self.model_sha256,
             "tensors": {k: asdict(v) for k, v in sorted(self.tensors.items())},
             "float_ops": [asdict(f) for f in self.float_ops],
+            "requantize": [asdict(r) for r in self.requantize],
             "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(self.ranges.items())},
             "notes": self.notes,
         }
@@ -90,6 +102,7 @@ class QuantPlan:
                 model_sha256=doc["model_sha256"],
                 tensors={k: Encoding(**v) for k, v in doc["tensors"].items()},
                 float_ops=[FloatOp(**f) for f in doc.get("float_ops", [])],
+                requantize=[Requantize(**r) for r in doc.get("requantize", [])],
                 ranges={k: (float(v[0]), float(v[1])) for k, v in doc.get("ranges", {}).items()},
                 notes=list(doc.get("notes", [])),
             )

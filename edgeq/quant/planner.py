@@ -10,7 +10,7 @@ import numpy as np
 from edgeq.errors import PlanError, UnsupportedOpError
 from edgeq.ir.graph import Graph, Op
 from edgeq.quant.op_rules import RULES, SHAPE_OPS, OpRule
-from edgeq.quant.plan import Encoding, FloatOp, QuantPlan
+from edgeq.quant.plan import Encoding, FloatOp, QuantPlan, Requantize
 from edgeq.quant.schemes import Scheme, affine_params, qrange, symmetric_weight_scales
 
 # A per-channel weight scale is never allowed to make the channel's output multiplier
@@ -102,6 +102,7 @@ def build_plan(
     members: set[int] = set()  # activation-like tensors (graph values and constants used as values)
     symmetric: set[int] = set()
     fixed: dict[int, tuple[float, int]] = {}
+    requantize: list[tuple[int, int]] = []
 
     for i, op in enumerate(graph.ops):
         if not quantized[i] or op.kind in SHAPE_OPS:
@@ -126,9 +127,17 @@ def build_plan(
         for t in op.outputs:
             if graph.tensors[t].dtype == "float32":
                 members.add(t)
-        for pos in _same_positions(op, rule):
-            if graph.tensors[op.inputs[pos]].dtype == "float32":
-                groups.union(op.inputs[pos], op.outputs[0])
+        same = _same_positions(op, rule)
+        for pos in same:
+            t = op.inputs[pos]
+            if graph.tensors[t].dtype != "float32":
+                continue
+            if len(same) > 1 and any(groups.find(f) == groups.find(t) for f in fixed):
+                # Joining a fixed encoding (a SOFTMAX/LOGISTIC/TANH output) would force it on every
+                # other input of a CONCATENATION: re-encode this one input instead.
+                requantize.append((i, pos))
+            else:
+                groups.union(t, op.outputs[0])
         if rule.same_encoding:
             for t in op.outputs[1:]:
                 groups.union(t, op.outputs[0])
@@ -143,6 +152,8 @@ def build_plan(
 
     _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme)
     _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme)
+    plan.requantize = [Requantize(op=i, input=pos, like=graph.tensors[graph.ops[i].outputs[0]].name)
+                       for i, pos in requantize]
     return plan
 
 
