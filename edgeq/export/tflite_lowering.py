@@ -111,8 +111,15 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
 def _requantized(g: Graph, ops: list[Op], t: int, enc: Encoding, consumer: int) -> int:
     """QUANTIZE from one integer encoding to another (LiteRT's requantize), feeding one consumer."""
     src = g.tensors[t]
-    dst = g.add_tensor(Tensor(name=f"{src.name}/requantized@{consumer}", shape=src.shape, dtype=enc.dtype, quant=_quant(enc),
-                              shape_signature=src.shape_signature))
+    dst = g.add_tensor(
+        Tensor(
+            name=f"{src.name}/requantized@{consumer}",
+            shape=src.shape,
+            dtype=enc.dtype,
+            quant=_quant(enc),
+            shape_signature=src.shape_signature,
+        )
+    )
     ops.append(Op(kind="QUANTIZE", inputs=[t], outputs=[dst]))
     return dst
 
@@ -120,9 +127,7 @@ def _requantized(g: Graph, ops: list[Op], t: int, enc: Encoding, consumer: int) 
 def _swap_in_dequantize(g: Graph, ops: list[Op], t: int) -> int:
     """Rename integer tensor t to '<name>/quantized' and add DEQUANTIZE into a float tensor named as t was."""
     src = g.tensors[t]
-    float_t = g.add_tensor(
-        Tensor(name=src.name, shape=src.shape, dtype="float32", shape_signature=src.shape_signature)
-    )
+    float_t = g.add_tensor(Tensor(name=src.name, shape=src.shape, dtype="float32", shape_signature=src.shape_signature))
     src.name = f"{src.name}/quantized"
     ops.append(Op(kind="DEQUANTIZE", inputs=[t], outputs=[float_t]))
     return float_t
@@ -140,8 +145,6 @@ def _encode_tensor(tensor: Tensor, enc: Encoding) -> None:
             tensor.data, enc.scales(), enc.zero_points(), enc.axis, enc.dtype, narrow=enc.narrow_range
         )
         if tensor.data.dtype != np.dtype(enc.dtype):
-            raise PlanError(
-                f'tensor "{tensor.name}": quantized to {tensor.data.dtype}, plan says {enc.dtype}'
-            )
+            raise PlanError(f'tensor "{tensor.name}": quantized to {tensor.data.dtype}, plan says {enc.dtype}')
     tensor.dtype = enc.dtype
     tensor.quant = _quant(enc)

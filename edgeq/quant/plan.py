@@ -92,8 +92,7 @@ class QuantPlan:
             raise PlanError(f"plan is not valid JSON: {e}") from e
         if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
             raise PlanError(
-                f"plan format {doc.get('format') if isinstance(doc, dict) else None!r}, "
-                f"expected {PLAN_FORMAT!r}"
+                f"plan format {doc.get('format') if isinstance(doc, dict) else None!r}, expected {PLAN_FORMAT!r}"
             )
         try:
             return cls(

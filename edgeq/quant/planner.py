@@ -152,14 +152,13 @@ def build_plan(
 
     _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme)
     _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme)
-    plan.requantize = [Requantize(op=i, input=pos, like=graph.tensors[graph.ops[i].outputs[0]].name)
-                       for i, pos in requantize]
+    plan.requantize = [
+        Requantize(op=i, input=pos, like=graph.tensors[graph.ops[i].outputs[0]].name) for i, pos in requantize
+    ]
     return plan
 
 
-def _value_range(
-    graph: Graph, t: int, ranges: Mapping[int, tuple[float, float]]
-) -> tuple[float, float] | None:
+def _value_range(graph: Graph, t: int, ranges: Mapping[int, tuple[float, float]]) -> tuple[float, float] | None:
     tensor = graph.tensors[t]
     if tensor.is_constant:
         data = np.asarray(tensor.data, dtype=np.float64)
@@ -193,11 +192,7 @@ def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, sc
                 raise PlanError(f"no calibrated range for tensor(s) {names}: calibration never produced them")
             sym = scheme.activation_symmetric or any(t in symmetric for t in group)
             scale, zp = affine_params(lo, hi, dtype, sym)
-            rule = (
-                "calibrated range"
-                if len(group) == 1
-                else f"union range of a same-encoding group of {len(group)}"
-            )
+            rule = "calibrated range" if len(group) == 1 else f"union range of a same-encoding group of {len(group)}"
         for t in group:
             plan.tensors[graph.tensors[t].name] = Encoding(
                 dtype=dtype, scale=[float(scale)], zero_point=[int(zp)], rule=rule
@@ -255,15 +250,11 @@ def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Sche
         in_scale, _ = _op_scales(graph, plan, op, op.kind)
         w_enc = plan.tensors.get(w_name)
         if w_enc is None:
-            raise PlanError(
-                f"{graph.where(op_index)}: weight '{w_name}' has no encoding, bias cannot be derived"
-            )
+            raise PlanError(f"{graph.where(op_index)}: weight '{w_name}' has no encoding, bias cannot be derived")
         n = graph.tensors[t].data.size
         w_scales = np.asarray(w_enc.scale, dtype=np.float64)
         if w_scales.size not in (1, n):
-            raise PlanError(
-                f"{graph.where(op_index)}: bias has {n} entries but weights {w_scales.size} scales"
-            )
+            raise PlanError(f"{graph.where(op_index)}: bias has {n} entries but weights {w_scales.size} scales")
         scales = np.broadcast_to(np.float64(np.float32(in_scale)) * w_scales.astype(np.float32), (n,))
         plan.tensors[graph.tensors[t].name] = Encoding(
             dtype=scheme.bias_dtype,
