@@ -13,6 +13,7 @@ from edgeq.export.atomic import write_atomic
 from edgeq.export.op_versions import assign_versions
 from edgeq.export.tflite_lowering import lower_to_tflite
 from edgeq.export.tflite_writer import write_tflite
+from edgeq.frontends.host_ops import host_graph
 from edgeq.frontends.tflite import FloatModel
 from edgeq.ir.graph import Graph
 from edgeq.quant.plan import QuantPlan
@@ -32,6 +33,7 @@ class QuantizedModel:
     tflite: bytes
     timings: dict[str, float] = field(default_factory=dict)
     calibration_samples: int = 0
+    host_tflite: bytes = b""  # what LiteRT runs on the host (custom ops replaced by builtin stand-ins)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the .tflite atomically: an interrupted save never leaves a partial or damaged file."""
@@ -72,7 +74,7 @@ def quantize(
         classify_ops(model.graph, options)  # an op that cannot be quantized fails before calibration
         result = calibrate(
             model.graph,
-            model.tflite,
+            model.host_tflite,
             calib,
             observer=observer,
             bits=8 if sch.activation_dtype == "int8" else 16,
@@ -93,9 +95,16 @@ def quantize(
     graph = lower_to_tflite(model.graph, plan)
     assign_versions(graph)
     data = write_tflite(graph, description=f"edgeq {plan.scheme}")
+    host = host_graph(graph)
     timings["export_s"] = time.perf_counter() - start
     return QuantizedModel(
-        float_model=model, plan=plan, graph=graph, tflite=data, timings=timings, calibration_samples=samples
+        float_model=model,
+        plan=plan,
+        graph=graph,
+        tflite=data,
+        timings=timings,
+        calibration_samples=samples,
+        host_tflite=data if host is None else write_tflite(host, description=f"edgeq {plan.scheme}"),
     )
 
 
@@ -110,8 +119,8 @@ def compare(
     """SQNR and cosine per output, top-1 agreement for classifiers, and the worst layers."""
     return _compare(
         model.graph,
-        model.tflite,
-        qm.tflite,
+        model.host_tflite,
+        qm.host_tflite,
         data,
         max_samples=max_samples,
         layers=layers,

@@ -8,9 +8,7 @@ from edgeq.errors import FrontendError
 from edgeq.frontends.tflite import FloatModel, load
 
 
-def from_keras(
-    model, input_shapes: list[tuple[int, ...]] | None = None, name: str | None = None
-) -> FloatModel:
+def from_keras(model, input_shapes: list[tuple[int, ...]] | None = None, name: str | None = None) -> FloatModel:
     """Convert a Keras model with a static batch of 1 (dynamic batch adds SHAPE/PACK ops to the graph).
 
     `input_shapes` overrides the inputs' shapes (batch included) where Keras leaves dimensions open.
@@ -24,9 +22,7 @@ def from_keras(
         if any(d is None for s in shapes for d in s):
             raise FrontendError(f"model inputs have open dimensions {shapes}; pass input_shapes=[...]")
         specs = [tf.TensorSpec(s, tf.float32) for s in shapes]
-        fn = tf.function(
-            lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), input_signature=specs
-        )
+        fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), input_signature=specs)
         # Variables are frozen first: from_concrete_functions would keep them as resource variables.
         frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], model)

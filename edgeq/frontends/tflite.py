@@ -11,6 +11,7 @@ import numpy as np
 
 from edgeq.errors import AlreadyQuantizedError
 from edgeq.export.tflite_writer import write_tflite
+from edgeq.frontends.host_ops import host_graph
 from edgeq.ir.graph import Graph
 from edgeq.ir.tflite_reader import read_tflite
 from edgeq.ir.tflite_schema import INTEGER_ACTIVATION_DTYPES
@@ -24,6 +25,7 @@ class FloatModel:
     graph: Graph
     tflite: bytes  # the normalised float model, as edgeq writes it
     name: str = "model"
+    host_tflite: bytes = b""  # what LiteRT runs on the host: custom ops replaced by builtin stand-ins
 
     @property
     def sha256(self) -> str:
@@ -50,7 +52,9 @@ def from_graph(graph: Graph, name: str, where: str = "<graph>") -> FloatModel:
     fold_constant_dequantize(graph)
     split_shared_parameters(graph)
     _make_names_unique(graph)
-    return FloatModel(graph=graph, tflite=write_tflite(graph), name=name)
+    data = write_tflite(graph)
+    host = host_graph(graph)
+    return FloatModel(graph=graph, tflite=data, name=name, host_tflite=data if host is None else write_tflite(host))
 
 
 def _stem(where: str) -> str:

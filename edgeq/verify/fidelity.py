@@ -72,6 +72,7 @@ class FidelityReport:
     samples: int
     outputs: list[OutputFidelity]
     worst_layers: list[LayerFidelity] = field(default_factory=list)
+    pooled_sqnr_db: float = float("nan")  # all outputs' signal over all outputs' noise (baselines.md)
 
     @property
     def sqnr_db(self) -> float:
@@ -97,6 +98,8 @@ class FidelityReport:
         for o in self.outputs:
             top1 = "" if o.top1_agreement is None else f"{o.top1_agreement:.4f}"
             lines.append(f"{o.name[:32]:<32} {o.sqnr_db:9.2f} {o.cosine:9.5f} {top1:>7}")
+        if len(self.outputs) > 1:
+            lines.append(f"{'all outputs pooled':<32} {self.pooled_sqnr_db:9.2f}")
         if self.worst_layers:
             lines.append("worst layers (SQNR of the quantized tensor against float, same inputs):")
             for layer in self.worst_layers:
@@ -156,13 +159,11 @@ def compare(
         )
     producer = {qgraph.tensors[o].name: op.kind for op in qgraph.ops for o in op.outputs}
     ranked = sorted(
-        (
-            LayerFidelity(tensor=name, op=producer.get(name, "?"), sqnr_db=acc.sqnr)
-            for name, acc in layer_acc.items()
-        ),
+        (LayerFidelity(tensor=name, op=producer.get(name, "?"), sqnr_db=acc.sqnr) for name, acc in layer_acc.items()),
         key=lambda x: x.sqnr_db,
     )
-    return FidelityReport(samples=samples, outputs=outputs, worst_layers=ranked[:layers])
+    pooled = sqnr_db(sum(a.signal for a in out_acc), sum(a.noise for a in out_acc))
+    return FidelityReport(samples=samples, outputs=outputs, worst_layers=ranked[:layers], pooled_sqnr_db=pooled)
 
 
 def _is_class_vector(shape: tuple[int, ...]) -> bool:
