@@ -1,0 +1,131 @@
+"""Planner rules on hand-built graphs: fixed encodings, requantization, shared parameters, the spec checker."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+import edgeq
+from edgeq.export.tflite_writer import write_tflite
+from edgeq.ir.graph import Graph, Op, Tensor
+from edgeq.runtime import LiteRT
+from edgeq.verify.spec import spec_violations
+
+RNG = np.random.default_rng(0)
+
+
+def _concat_of_tanh_and_relu() -> bytes:
+    tensors = [
+        Tensor("x", (1, 8), "float32"),
+        Tensor("tanh", (1, 8), "float32"),
+        Tensor("relu", (1, 8), "float32"),
+        Tensor("cat", (1, 16), "float32"),
+    ]
+    ops = [
+        Op("TANH", [0], [1]),
+        Op("RELU", [0], [2]),
+        Op(
+            "CONCATENATION",
+            [1, 2],
+            [3],
+            options={"axis": 1, "fusedActivationFunction": 0},
+            options_type="ConcatenationOptions",
+        ),
+    ]
+    return write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0], outputs=[3]))
+
+
+def test_fixed_encoding_is_requantized_not_forced_on_a_concatenation():
+    model = edgeq.load(_concat_of_tanh_and_relu())
+    x = (RNG.normal(size=(64, 8)) * 4).astype(np.float32)
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(x), progress=False)
+    assert [(r.op, r.input) for r in qm.plan.requantize] == [(2, 0)]
+    assert qm.plan.tensors["tanh"].scale == [1 / 128]
+    relu = qm.plan.tensors["relu"]
+    assert relu.scale[0] > 10 / 255  # the ReLU keeps its calibrated range (up to ~4 sigma), not tanh's [-1, 1]
+    assert spec_violations(qm.graph) == []
+    report = edgeq.compare(model, qm, edgeq.calibration.arrays(x), reference=True)
+    assert report.sqnr_db > 30.0
+
+
+def _two_fc_sharing_one_bias() -> bytes:
+    w1 = RNG.normal(size=(4, 8)).astype(np.float32)
+    w2 = (RNG.normal(size=(4, 8)) * 0.01).astype(np.float32)
+    tensors = [
+        Tensor("x", (1, 8), "float32"),
+        Tensor("w1", (4, 8), "float32", data=w1),
+        Tensor("w2", (4, 8), "float32", data=w2),
+        Tensor("b", (4,), "float32", data=np.full(4, 0.5, np.float32)),
+        Tensor("y1", (1, 4), "float32"),
+        Tensor("y2", (1, 4), "float32"),
+    ]
+    opts = {"fusedActivationFunction": 0}
+    ops = [
+        Op("FULLY_CONNECTED", [0, 1, 3], [4], options=dict(opts), options_type="FullyConnectedOptions"),
+        Op("FULLY_CONNECTED", [0, 2, 3], [5], options=dict(opts), options_type="FullyConnectedOptions"),
+    ]
+    return write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0], outputs=[4, 5]))
+
+
+def test_a_bias_shared_by_two_ops_gets_one_encoding_each():
+    model = edgeq.load(_two_fc_sharing_one_bias())
+    biases = {model.graph.ops[i].inputs[2] for i in range(2)}
+    assert len(biases) == 2
+    x = RNG.normal(size=(32, 8)).astype(np.float32)
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(x), progress=False)
+    assert spec_violations(qm.graph) == []
+    report = edgeq.compare(model, qm, edgeq.calibration.arrays(x), reference=True)
+    assert min(o.sqnr_db for o in report.outputs) > 25.0
+
+
+def test_spec_checker_catches_a_broken_weight_and_a_wrong_fixed_encoding():
+    model = edgeq.load(_concat_of_tanh_and_relu())
+    x = RNG.normal(size=(16, 8)).astype(np.float32)
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(x), progress=False)
+    broken = qm.graph.copy()
+    tanh_out = broken.tensors[broken.ops[[o.kind for o in broken.ops].index("TANH")].outputs[0]]
+    tanh_out.quant.scale = np.asarray([1 / 100], np.float32)
+    assert any("kernel requires" in p for p in spec_violations(broken))
+    fc = edgeq.quantize(edgeq.load(_two_fc_sharing_one_bias()), edgeq.calibration.arrays(x), progress=False).graph
+    w = fc.tensors[fc.ops[1].inputs[1]]
+    w.data = w.data.copy()
+    w.data.flat[0] = -128
+    assert any("-128" in p for p in spec_violations(fc))
+
+
+def test_mediapipe_transpose_conv_bias_runs_as_its_builtin_equivalent():
+    weights = RNG.normal(size=(3, 2, 2, 4)).astype(np.float32)
+    bias = RNG.normal(size=(3,)).astype(np.float32)
+
+    def graph(custom: bool) -> Graph:
+        tensors = [
+            Tensor("x", (1, 5, 5, 4), "float32"),
+            Tensor("w", weights.shape, "float32", data=weights),
+            Tensor("b", bias.shape, "float32", data=bias),
+            Tensor("y", (1, 10, 10, 3), "float32"),
+            Tensor("shape", (4,), "int32", data=np.asarray([1, 10, 10, 3], np.int32)),
+        ]
+        if custom:  # TfLiteTransposeConvParams {padding SAME = 1, stride_w 2, stride_h 2}
+            op = Op(
+                "CUSTOM",
+                [0, 1, 2],
+                [3],
+                custom_code="Convolution2DTransposeBias",
+                custom_options=struct.pack("<3i", 1, 2, 2),
+            )
+        else:
+            op = Op(
+                "TRANSPOSE_CONV",
+                [4, 1, 0, 2],
+                [3],
+                options={"padding": 0, "strideW": 2, "strideH": 2},
+                options_type="TransposeConvOptions",
+            )
+        return Graph(tensors=tensors, ops=[op], inputs=[0], outputs=[3])
+
+    custom = edgeq.load(write_tflite(graph(custom=True)))
+    assert custom.host_tflite != custom.tflite
+    x = RNG.normal(size=(1, 5, 5, 4)).astype(np.float32)
+    expected = LiteRT(write_tflite(graph(custom=False))).run([x])[0]
+    assert np.array_equal(LiteRT(custom.host_tflite).run([x])[0], expected)
