@@ -54,7 +54,7 @@ def quantize(
     calib=None,
     scheme: str = "int8",
     io: str = "float32",
-    observer: str = "minmax",
+    observer: str = "percentile",
     allow_float_ops: bool = False,
     plan: QuantPlan | None = None,
     progress: bool = True,

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from edgeq.calibrate.observers import OBSERVERS
 from edgeq.errors import EdgeqError
 
 
@@ -21,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--io", default="float32", help="input/output type: float32 (default) or the activation type"
     )
-    c.add_argument("--observer", default="minmax", choices=["minmax", "percentile", "mse"])
+    c.add_argument("--observer", default="percentile", choices=sorted(OBSERVERS))
     c.add_argument("--allow-float", action="store_true", help="keep ops edgeq cannot quantize in float")
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")
     c.add_argument(

@@ -61,6 +61,33 @@ class MinMaxObserver(Observer):
         return self._finish(self.min, self.max)
 
 
+class MeanMinMaxObserver(Observer):
+    """The mean over calibration samples of each sample's min and max.
+
+    Rare extremes (one photo's specular highlight) widen a global min/max for every other input; the
+    mean of per-sample extremes keeps the range where most inputs live, at the price of clipping the
+    rare ones. It is order-independent, unlike the moving average ai-edge-quantizer uses.
+    """
+
+    def __init__(self, bits: int = 8, symmetric: bool = False) -> None:
+        super().__init__(bits, symmetric)
+        self.sum_min = 0.0
+        self.sum_max = 0.0
+        self.count = 0
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x)
+        if x.size:
+            self.sum_min += float(x.min())
+            self.sum_max += float(x.max())
+            self.count += 1
+
+    def range(self) -> tuple[float, float]:
+        if self.count == 0:
+            return 0.0, 0.0
+        return self._finish(self.sum_min / self.count, self.sum_max / self.count)
+
+
 class HistogramObserver(Observer):
     """Running min/max plus a fixed-size histogram over [lo, hi], a range that always contains 0.
 
@@ -254,6 +281,7 @@ def _expected_sq_error(
 
 OBSERVERS: dict[str, Callable[..., Observer]] = {
     "minmax": MinMaxObserver,
+    "mean_minmax": MeanMinMaxObserver,
     "percentile": PercentileObserver,
     "mse": MseObserver,
 }

@@ -34,7 +34,7 @@ def calibrate(
     graph: Graph,
     model: bytes,
     source,
-    observer: str = "minmax",
+    observer: str = "percentile",
     bits: int = 8,
     symmetric: bool = False,
     progress: bool = True,
