@@ -50,6 +50,7 @@ def from_graph(graph: Graph, name: str, where: str = "<graph>") -> FloatModel:
     graph = graph.copy()
     _reject_quantized(graph, where)
     fold_constant_dequantize(graph)
+    graph.drop_unused_tensors()
     split_shared_parameters(graph)
     _make_names_unique(graph)
     data = write_tflite(graph)

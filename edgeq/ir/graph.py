@@ -128,6 +128,29 @@ class Graph:
             signature_outputs=dict(self.signature_outputs),
         )
 
+    def drop_unused_tensors(self) -> int:
+        """Remove tensors no op, input or output refers to (e.g. fp16 weights left by folding), keeping
+        the order of the rest; returns how many were dropped."""
+        used = set(self.inputs) | set(self.outputs)
+        used |= {t for op in self.ops for t in (*op.inputs, *op.outputs) if t >= 0}
+        used |= set(self.signature_inputs.values()) | set(self.signature_outputs.values())
+        keep = [i for i in range(len(self.tensors)) if i in used]
+        if len(keep) == len(self.tensors):
+            return 0
+        new_index = {old: new for new, old in enumerate(keep)}
+
+        def remap(ts: list[int]) -> list[int]:
+            return [new_index[t] if t >= 0 else t for t in ts]
+
+        dropped = len(self.tensors) - len(keep)
+        self.tensors = [self.tensors[i] for i in keep]
+        for op in self.ops:
+            op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
+        self.inputs, self.outputs = remap(self.inputs), remap(self.outputs)
+        self.signature_inputs = {k: new_index[v] for k, v in self.signature_inputs.items()}
+        self.signature_outputs = {k: new_index[v] for k, v in self.signature_outputs.items()}
+        return dropped
+
     def add_tensor(self, tensor: Tensor) -> int:
         self.tensors.append(tensor)
         return len(self.tensors) - 1
