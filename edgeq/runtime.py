@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -21,20 +22,20 @@ class LiteRT:
     outputs dequantized to float (the raw integers are available through `raw_outputs`).
     """
 
-    def __init__(self, model: bytes, reference: bool = False, preserve: bool = False, threads: int = 1):
-        if reference:
-            resolver = OpResolverType.BUILTIN_REF
-        elif preserve:
-            resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        else:
-            resolver = OpResolverType.AUTO
+    def __init__(self, model: bytes, reference: bool = False, preserve: bool = False, threads: int | None = None):
+        # XNNPACK (AUTO) keeps every intermediate readable when preserve is set, and runs calibration
+        # about 3x faster than the builtin kernels alone.
+        resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+        threads = threads or os.cpu_count() or 1
         try:
-            self.interpreter = Interpreter(
-                model_content=model,
-                experimental_op_resolver_type=resolver,
-                experimental_preserve_all_tensors=preserve,
-                num_threads=threads,
-            )
+            with warnings.catch_warnings():  # LiteRT warns that preserving tensors costs memory: we know
+                warnings.simplefilter("ignore", UserWarning)
+                self.interpreter = Interpreter(
+                    model_content=model,
+                    experimental_op_resolver_type=resolver,
+                    experimental_preserve_all_tensors=preserve,
+                    num_threads=threads,
+                )
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelFormatError(f"LiteRT refused the model: {e}") from e
@@ -52,8 +53,9 @@ class LiteRT:
         return [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
 
     def tensor(self, index: int) -> np.ndarray:
-        """An intermediate tensor (needs preserve=True), as stored: integers stay integers."""
-        return self.interpreter.get_tensor(index)
+        """An intermediate tensor (needs preserve=True), as stored: integers stay integers. A view into
+        the interpreter's memory, valid until the next run(): consume it, do not keep it."""
+        return self.interpreter.tensor(index)()
 
 
 def _to_input(x: np.ndarray, detail: dict) -> np.ndarray:

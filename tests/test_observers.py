@@ -189,3 +189,20 @@ def test_registry_and_errors():
         make_observer("mse", 1, False)
     with pytest.raises(ValueError, match="percentile must be in"):
         PercentileObserver(percentile=20)
+
+
+def test_strided_histogram_of_large_tensors_keeps_percentiles():
+    """Tensors above max_elements are histogrammed on a stride (calibration speed); the percentile range
+    must stay within 2% of the exact one, and min/max stay exact."""
+    rng = np.random.default_rng(7)
+    exact = PercentileObserver(percentile=99.99)
+    exact.max_elements = 0
+    strided = PercentileObserver(percentile=99.99)
+    for _ in range(8):
+        x = rng.laplace(size=(1, 112, 112, 32)).astype(np.float32)
+        exact.update(x)
+        strided.update(x)
+    assert strided.max_elements and x.size > 4 * strided.max_elements
+    assert (strided.min, strided.max) == (exact.min, exact.max)
+    np.testing.assert_allclose(strided.range(), exact.range(), rtol=0.02)
+    assert strided.histogram()[0].sum() == pytest.approx(exact.histogram()[0].sum(), rel=1e-3)

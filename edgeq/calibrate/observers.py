@@ -61,33 +61,6 @@ class MinMaxObserver(Observer):
         return self._finish(self.min, self.max)
 
 
-class MeanMinMaxObserver(Observer):
-    """The mean over calibration samples of each sample's min and max.
-
-    Rare extremes (one photo's specular highlight) widen a global min/max for every other input; the
-    mean of per-sample extremes keeps the range where most inputs live, at the price of clipping the
-    rare ones. It is order-independent, unlike the moving average ai-edge-quantizer uses.
-    """
-
-    def __init__(self, bits: int = 8, symmetric: bool = False) -> None:
-        super().__init__(bits, symmetric)
-        self.sum_min = 0.0
-        self.sum_max = 0.0
-        self.count = 0
-
-    def update(self, x: np.ndarray) -> None:
-        x = np.asarray(x)
-        if x.size:
-            self.sum_min += float(x.min())
-            self.sum_max += float(x.max())
-            self.count += 1
-
-    def range(self) -> tuple[float, float]:
-        if self.count == 0:
-            return 0.0, 0.0
-        return self._finish(self.sum_min / self.count, self.sum_max / self.count)
-
-
 class HistogramObserver(Observer):
     """Running min/max plus a fixed-size histogram over [lo, hi], a range that always contains 0.
 
@@ -96,8 +69,9 @@ class HistogramObserver(Observer):
     PyTorch's HistogramObserver. Subclasses turn the histogram into a range.
     """
 
-    def __init__(self, bits: int = 8, symmetric: bool = False, bins: int = 2048) -> None:
+    def __init__(self, bits: int = 8, symmetric: bool = False, bins: int = 2048, max_elements: int = 1 << 16) -> None:
         super().__init__(bits, symmetric)
+        self.max_elements = max_elements  # 0: histogram every value
         if bins < 16:
             raise ValueError(f"bins must be >= 16, got {bins}")
         self.bins = bins
@@ -120,11 +94,17 @@ class HistogramObserver(Observer):
             self._counts[0] += x.size
             return
         span = self._hi - self._lo
+        flat = x.reshape(-1)
+        # Large tensors are histogrammed on an even stride (min and max above stay exact): a 400k-value
+        # feature map then costs what a 64k one does, and each kept value stands for `step` values.
+        step = max(1, flat.size // self.max_elements) if self.max_elements else 1
+        if step > 1:
+            flat = flat[::step]
         dtype = np.float32 if span < 1e38 else np.float64  # float32 is ~5x faster; float64 cannot overflow
-        idx = np.subtract(x.reshape(-1), self._lo, dtype=dtype)
+        idx = np.subtract(flat, self._lo, dtype=dtype)
         idx *= dtype(self.bins / span)
         np.clip(idx, 0, self.bins - 1, out=idx)
-        self._counts += np.bincount(idx.astype(np.intp), minlength=self.bins)
+        self._counts += step * np.bincount(idx.astype(np.intp), minlength=self.bins)
 
     def histogram(self) -> tuple[np.ndarray, np.ndarray]:
         """(counts, edges) like np.histogram: `bins` counts and `bins + 1` edges."""
@@ -155,9 +135,7 @@ class HistogramObserver(Observer):
 class PercentileObserver(HistogramObserver):
     """Range between the (100 - p)th and pth percentiles: clips rare outliers, whatever their size."""
 
-    def __init__(
-        self, percentile: float = 99.99, bits: int = 8, symmetric: bool = False, bins: int = 2048
-    ) -> None:
+    def __init__(self, percentile: float = 99.99, bits: int = 8, symmetric: bool = False, bins: int = 2048) -> None:
         super().__init__(bits, symmetric, bins)
         if not 50.0 < percentile <= 100.0:
             raise ValueError(f"percentile must be in (50, 100], got {percentile}")
@@ -281,7 +259,6 @@ def _expected_sq_error(
 
 OBSERVERS: dict[str, Callable[..., Observer]] = {
     "minmax": MinMaxObserver,
-    "mean_minmax": MeanMinMaxObserver,
     "percentile": PercentileObserver,
     "mse": MseObserver,
 }
