@@ -139,9 +139,8 @@ def compare(
                 out_acc[j].add(r, q)
                 agree[j] += int(np.argmax(r) == np.argmax(q))
             for name, ft, qt, (scale, zp) in pairs:
-                fv = f_rt.tensor(ft)
-                qv = q_rt.tensor(qt)
-                layer_acc[name].add(fv, (qv.astype(np.float64) - zp) * scale)
+                # Views into the interpreters: used within this statement, never held across a run.
+                layer_acc[name].add(f_rt.tensor(ft), (q_rt.tensor(qt).astype(np.float64) - zp) * scale)
             samples += 1
         if max_samples is not None and samples >= max_samples:
             break
