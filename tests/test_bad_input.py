@@ -77,14 +77,24 @@ def test_empty_calibration_set(tmp_path, float_model):
     _assert_nothing_written(out)
 
 
-def test_already_quantized_model(tmp_path):
-    model = SHARED_MODELS / "hello_world_int8.tflite"
+@pytest.mark.parametrize("io", ["float32", "int8"])
+def test_already_quantized_model(tmp_path, io):
+    x = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
+    quantized = edgeq.quantize(edgeq.load(dense_graph()), edgeq.calibration.arrays(x), io=io, progress=False)
+    model = tmp_path / "quantized.tflite"
+    quantized.save(model)
     with pytest.raises(AlreadyQuantizedError, match="already quantized"):
         edgeq.load(model)
-    np.save(tmp_path / "calib.npy", np.zeros((4, 1), np.float32))
+    np.save(tmp_path / "calib.npy", x)
     code, out = _convert(tmp_path, model, tmp_path / "calib.npy")
     assert code == 2
     _assert_nothing_written(out)
+
+
+@pytest.mark.skipif(not (SHARED_MODELS / "hello_world_int8.tflite").exists(), reason="needs ../shared/models")
+def test_third_party_int8_model_is_refused():
+    with pytest.raises(AlreadyQuantizedError, match="already quantized"):
+        edgeq.load(SHARED_MODELS / "hello_world_int8.tflite")
 
 
 def test_not_a_tflite_file(tmp_path):
