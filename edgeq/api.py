@@ -54,13 +54,15 @@ def quantize(
     calib=None,
     scheme: str = "int8",
     io: str = "float32",
-    observer: str = "percentile",
+    observer: str | None = None,
     allow_float_ops: bool = False,
     plan: QuantPlan | None = None,
     progress: bool = True,
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
-    at the boundary) or the activation type. A given `plan` skips calibration and is applied as is."""
+    at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
+    `observer` defaults to "percentile" for int8 activations (clipping rare outliers buys resolution)
+    and "minmax" for int16 ones (65536 levels leave nothing to buy, so clipping only loses)."""
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
     io = {"float": "float32", "int": sch.activation_dtype}.get(io, io)
@@ -76,7 +78,7 @@ def quantize(
             model.graph,
             model.host_tflite,
             calib,
-            observer=observer,
+            observer=observer or ("percentile" if sch.activation_dtype == "int8" else "minmax"),
             bits=8 if sch.activation_dtype == "int8" else 16,
             symmetric=sch.activation_symmetric,
             progress=progress,

@@ -19,15 +19,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--calib", help="image folder, or .npy / .npz of float32 inputs (batch first)")
     c.add_argument("--plan", help="apply this QuantPlan JSON instead of calibrating")
     c.add_argument("--scheme", default="int8", choices=["int8", "int16x8"])
+    c.add_argument("--io", default="float32", help="input/output type: float32 (default) or the activation type")
     c.add_argument(
-        "--io", default="float32", help="input/output type: float32 (default) or the activation type"
+        "--observer",
+        choices=sorted(OBSERVERS),
+        help="range observer (default: percentile for int8, minmax for int16x8)",
     )
-    c.add_argument("--observer", default="percentile", choices=sorted(OBSERVERS))
     c.add_argument("--allow-float", action="store_true", help="keep ops edgeq cannot quantize in float")
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")
-    c.add_argument(
-        "--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std"
-    )
+    c.add_argument("--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std")
     c.add_argument("--std", type=float, nargs="+", default=[127.5])
     c.add_argument("--layout", choices=["auto", "NHWC", "NCHW"], default="auto")
     c.add_argument(
@@ -73,9 +73,7 @@ def _calibration_source(args, model):
     channels = (shape[1] if layout == "NCHW" else shape[3]) if len(shape) == 4 else 3
     mean = args.mean[0] if len(args.mean) == 1 else tuple(args.mean)
     std = args.std[0] if len(args.std) == 1 else tuple(args.std)
-    return from_path(
-        args.calib, size=size, mean=mean, std=std, layout=layout, channels=channels, limit=args.samples
-    )
+    return from_path(args.calib, size=size, mean=mean, std=std, layout=layout, channels=channels, limit=args.samples)
 
 
 def _convert(args) -> dict:
@@ -95,11 +93,7 @@ def _convert(args) -> dict:
         plan=plan,
         progress=not args.quiet,
     )
-    report = (
-        edgeq.compare(model, qm, calib, max_samples=args.compare)
-        if calib is not None and args.compare
-        else None
-    )
+    report = edgeq.compare(model, qm, calib, max_samples=args.compare) if calib is not None and args.compare else None
     out = Path(args.output)
     tflite_path = out / f"{model.name}.{qm.plan.scheme}.tflite"
     plan_path = out / f"{model.name}.{qm.plan.scheme}.plan.json"
