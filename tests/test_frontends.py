@@ -53,3 +53,18 @@ def test_torch_module_converts_through_litert_torch_and_matches_torch():
     np.testing.assert_allclose(ours, expected, atol=1e-4)
     qm = edgeq.quantize(model, edgeq.calibration.arrays(x.reshape(16, 3, 16, 16)), progress=False)
     assert edgeq.compare(model, qm, edgeq.calibration.arrays(x.reshape(16, 3, 16, 16)), layers=0).sqnr_db > 25.0
+
+
+def test_saved_model_directory_converts(tmp_path):
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(1)
+    inp = tf.keras.Input((6,), batch_size=1)
+    keras_model = tf.keras.Model(inp, tf.keras.layers.Dense(3, activation="tanh")(inp))
+    keras_model.export(str(tmp_path / "saved"))
+    model = edgeq.from_saved_model(tmp_path / "saved")
+    x = RNG.normal(size=(8, 6)).astype(np.float32)
+    ours = np.concatenate([LiteRT(model.tflite).run([x[i : i + 1]])[0] for i in range(8)])
+    np.testing.assert_allclose(ours, keras_model(x).numpy(), atol=1e-5)
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(x), progress=False)
+    assert [op.kind for op in qm.graph.ops] == ["QUANTIZE", "FULLY_CONNECTED", "TANH", "DEQUANTIZE"]
