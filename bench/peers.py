@@ -137,7 +137,8 @@ def _format(r: Row) -> str:
         return f"{r.model:<28} {r.recipe:<24} FAILED {r.error}"
     top1 = "" if r.top1_agreement is None else f"{r.top1_agreement:.3f}"
     return (
-        f"{r.model:<28} {r.recipe:<24} SQNR {r.sqnr_db:7.2f} dB  cos {r.cosine:.5f}  top-1 {top1:>5}  "
+        f"{r.model:<28} {r.recipe:<24} SQNR {r.sqnr_db:6.2f} dB (worst output {r.min_output_sqnr_db:6.2f})  "
+        f"cos {r.cosine:.5f}  top-1 {top1:>5}  "
         f"size {r.size_ratio:.3f}  {r.seconds:6.1f} s"
     )
 
