@@ -144,12 +144,8 @@ def build_plan(
         fixed_enc = rule.fixed_int16 if scheme.activation_dtype == "int16" else rule.fixed_int8
         if fixed_enc is not None:
             fixed[op.outputs[0]] = fixed_enc
-    # Float ops' outputs that feed quantized ops are already members; their inputs need encodings only
-    # when produced by quantized ops (also members). Graph inputs/outputs always get one.
-    for t in list(graph.inputs) + list(graph.outputs):
-        if graph.tensors[t].dtype == "float32" and t in members:
-            members.add(t)
-
+    # `members` now holds every float value a quantized op reads or writes, graph I/O included; values
+    # only float ops touch stay float, and the lowering puts DEQUANTIZE / QUANTIZE where the two meet.
     _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme)
     _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme)
     plan.requantize = [
