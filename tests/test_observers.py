@@ -206,3 +206,15 @@ def test_strided_histogram_of_large_tensors_keeps_percentiles():
     assert (strided.min, strided.max) == (exact.min, exact.max)
     np.testing.assert_allclose(strided.range(), exact.range(), rtol=0.02)
     assert strided.histogram()[0].sum() == pytest.approx(exact.histogram()[0].sum(), rel=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(OBSERVERS))
+def test_infinities_computed_by_the_model_are_left_out_of_the_range(name):
+    """Attention masks add -inf on purpose; the range covers the finite values, the infinities saturate."""
+    obs = make_observer(name)
+    x = np.linspace(-2.0, 3.0, 1000, dtype=np.float32)
+    x[::10] = -np.inf
+    obs.update(x)
+    lo, hi = obs.range()
+    assert np.isfinite(lo) and np.isfinite(hi)
+    assert -2.5 < lo <= 0.0 < hi < 3.5

@@ -41,6 +41,19 @@ class Observer(ABC):
         return lo, hi
 
 
+def finite_values(x: np.ndarray) -> np.ndarray:
+    """`x` itself when all finite (the common case, checked with one min and max), else its finite values.
+
+    Models compute infinities on purpose (attention masks add -inf before a softmax); the quantized
+    tensor then saturates at the end of its range, which is the same after the softmax. Calibration
+    data itself is checked for NaN/Inf before it reaches the model.
+    """
+    x = np.asarray(x)
+    if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
+        return x[np.isfinite(x)]
+    return x
+
+
 class MinMaxObserver(Observer):
     """The full observed range: never clips, so one outlier costs resolution for every other value."""
 
@@ -50,7 +63,7 @@ class MinMaxObserver(Observer):
         self.max = -math.inf
 
     def update(self, x: np.ndarray) -> None:
-        x = np.asarray(x)
+        x = finite_values(x)
         if x.size:
             self.min = min(self.min, float(x.min()))
             self.max = max(self.max, float(x.max()))
@@ -82,7 +95,7 @@ class HistogramObserver(Observer):
         self._counts = np.zeros(bins, dtype=np.float64)
 
     def update(self, x: np.ndarray) -> None:
-        x = np.asarray(x)
+        x = finite_values(x)
         if not x.size:
             return
         mn, mx = float(x.min()), float(x.max())

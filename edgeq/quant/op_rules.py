@@ -66,6 +66,8 @@ RULES: dict[str, OpRule] = {
     "SPACE_TO_DEPTH": _SAME,
     "DEPTH_TO_SPACE": _SAME,
     "GATHER": _SAME,
+    # EMBEDDING_LOOKUP(ids, table): the int8 table's rows are copied, so table and output share one encoding.
+    "EMBEDDING_LOOKUP": OpRule(quantized_inputs=(1,), same_encoding=(1,)),
     "SPLIT": OpRule(quantized_inputs=(1,), same_encoding=(1,)),
     "SPLIT_V": _SAME,
     "CONCATENATION": OpRule(quantized_inputs=(-1,), same_encoding=(-1,)),  # -1: every input
