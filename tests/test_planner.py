@@ -129,3 +129,22 @@ def test_mediapipe_transpose_conv_bias_runs_as_its_builtin_equivalent():
     x = RNG.normal(size=(1, 5, 5, 4)).astype(np.float32)
     expected = LiteRT(write_tflite(graph(custom=False))).run([x])[0]
     assert np.array_equal(LiteRT(custom.host_tflite).run([x])[0], expected)
+
+
+def test_a_sentinel_sized_range_is_reported_in_the_plan():
+    """An additive attention mask (-3.4e38 where masked) wrecks int8 resolution: the plan must say where."""
+    tensors = [
+        Tensor("scores", (1, 8), "float32"),
+        Tensor("mask", (1, 8), "float32"),
+        Tensor("masked", (1, 8), "float32"),
+        Tensor("probs", (1, 8), "float32"),
+    ]
+    ops = [
+        Op("ADD", [0, 1], [2], options={"fusedActivationFunction": 0}, options_type="AddOptions"),
+        Op("SOFTMAX", [2], [3], options={"beta": 1.0}, options_type="SoftmaxOptions"),
+    ]
+    model = edgeq.load(write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0, 1], outputs=[3])))
+    scores = RNG.normal(size=(16, 8)).astype(np.float32)
+    mask = np.where(RNG.uniform(size=(16, 8)) < 0.3, np.float32(-3.4e38), np.float32(0.0))
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(scores, mask), progress=False)
+    assert any("'mask'" in n and "-3.4e+38" in n for n in qm.plan.notes)

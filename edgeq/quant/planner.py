@@ -17,6 +17,9 @@ from edgeq.quant.schemes import Scheme, affine_params, qrange, symmetric_weight_
 # (in_scale * w_scale / out_scale) smaller than this: below 2**-31 LiteRT rounds it to zero, and a
 # near-dead channel (weights ~1e-12 after batch-norm folding) would lose its bias with it.
 _MIN_OUTPUT_MULTIPLIER = 2.0**-24
+# A calibrated activation beyond this magnitude is almost always a sentinel (a mask's float minimum), not
+# a value the model computes with: the plan says so in its notes.
+_SUSPECT_RANGE = 1e6
 # Headroom kept below the int32 limit when a bias is quantized with in_scale * w_scale.
 _BIAS_HEADROOM = 0.5
 
@@ -186,6 +189,13 @@ def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, sc
                     plan.ranges[graph.tensors[t].name] = (float(r[0]), float(r[1]))
             if lo > hi:
                 raise PlanError(f"no calibrated range for tensor(s) {names}: calibration never produced them")
+            if max(abs(lo), abs(hi)) > _SUSPECT_RANGE:
+                plan.notes.append(
+                    f"tensor '{names[0]}' has a calibrated range of [{lo:.3g}, {hi:.3g}]: values this large "
+                    f"(typically a masking constant such as -3.4e38 added before a softmax) leave "
+                    f"{dtype} no resolution for the rest of the tensor; expect poor fidelity downstream "
+                    f"(check edgeq.compare's worst layers) or keep the ops that make it float"
+                )
             sym = scheme.activation_symmetric or any(t in symmetric for t in group)
             scale, zp = affine_params(lo, hi, dtype, sym)
             rule = "calibrated range" if len(group) == 1 else f"union range of a same-encoding group of {len(group)}"
