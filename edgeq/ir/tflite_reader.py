@@ -10,6 +10,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from edgeq.errors import ModelFormatError
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
+from edgeq.ir.sparsity import densify, fold_densify, packed_values
 from edgeq.ir.tflite_schema import OPERATOR_NAMES, OPTIONS_NAMES, TYPE_TO_DTYPE
 
 
@@ -74,6 +75,7 @@ def _to_graph(model: schema.ModelT, data: bytes, where: str) -> Graph:
             graph.signature_inputs = {_text(m.name): int(m.tensorIndex) for m in sig.inputs or []}
             graph.signature_outputs = {_text(m.name): int(m.tensorIndex) for m in sig.outputs or []}
             break
+    fold_densify(graph, where)
     return graph
 
 
@@ -104,8 +106,11 @@ def _tensor(t: schema.TensorT, index: int, buffers: list, data: bytes, where: st
         )
     raw = _buffer_bytes(buffers[t.buffer], data, where) if t.buffer > 0 and buffers else b""
     array = None
-    if raw:
-        array = _decode(raw, dtype, shape, f'{where}: tensor {index} "{name}"')
+    what = f'{where}: tensor {index} "{name}"'
+    if raw and t.sparsity is not None:  # sparse-stored weights are expanded: edgeq works on dense tensors
+        array = densify(packed_values(raw, dtype, what), shape, t.sparsity, what)
+    elif raw:
+        array = _decode(raw, dtype, shape, what)
     quant = None
     q = t.quantization
     if q is not None and q.scale is not None and len(q.scale) > 0:
