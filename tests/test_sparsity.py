@@ -22,11 +22,17 @@ VECTORS = {
     schema.SparseIndexVector.Uint16Vector: schema.Uint16VectorT,
     schema.SparseIndexVector.Uint8Vector: schema.Uint8VectorT,
 }
-MEDIAPIPE = Path("/tmp/mp/mediapipe/modules")
-SPARSE_MODELS = [
-    MEDIAPIPE / "face_detection/face_detection_full_range_sparse.tflite",
-    MEDIAPIPE / "pose_detection/pose_detection.tflite",
+# Real MediaPipe models whose weights are stored sparse, taken out of the wheel the zoo caches.
+SPARSE_MEMBERS = [
+    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+    "mediapipe/modules/pose_detection/pose_detection.tflite",
 ]
+
+
+def _sparse_model(member: str) -> Path:
+    from bench import zoo
+
+    return zoo.wheel_model(zoo.MEDIAPIPE_WHEEL, member)
 
 
 def _dense(size: int) -> schema.DimensionMetadataT:
@@ -128,9 +134,9 @@ def _input_shape(path: Path) -> tuple[int, ...]:
 
 
 @pytest.mark.zoo
-@pytest.mark.parametrize("path", SPARSE_MODELS, ids=lambda p: p.stem)
-@pytest.mark.skipif(not all(p.exists() for p in SPARSE_MODELS), reason="MediaPipe sparse models not extracted")
-def test_sparse_mediapipe_model_loads_runs_and_quantizes(path: Path) -> None:
+@pytest.mark.parametrize("member", SPARSE_MEMBERS, ids=lambda m: Path(m).stem)
+def test_sparse_mediapipe_model_loads_runs_and_quantizes(member: str) -> None:
+    path = _sparse_model(member)
     model = edgeq.load(path)
     assert not any(op.kind == "DENSIFY" for op in model.graph.ops)
     shape = _input_shape(path)
@@ -142,14 +148,13 @@ def test_sparse_mediapipe_model_loads_runs_and_quantizes(path: Path) -> None:
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
 
     samples = np.random.default_rng(1).uniform(-1, 1, (8, *shape[1:])).astype(np.float32)
-    quantized = edgeq.quantize(model, edgeq.calibration.arrays(samples))
+    quantized = edgeq.quantize(model, edgeq.calibration.arrays(samples), progress=False)
     assert quantized.tflite
 
 
 @pytest.mark.zoo
-@pytest.mark.skipif(not SPARSE_MODELS[0].exists(), reason="MediaPipe sparse models not extracted")
 def test_corrupt_sparse_model_file_names_the_tensor() -> None:
-    model = schema.ModelT.InitFromPackedBuf(SPARSE_MODELS[0].read_bytes(), 0)
+    model = schema.ModelT.InitFromPackedBuf(_sparse_model(SPARSE_MEMBERS[0]).read_bytes(), 0)
     index, tensor = next((i, t) for i, t in enumerate(model.subgraphs[0].tensors) if t.sparsity is not None)
     segments = tensor.sparsity.dimMetadata[-1].arraySegments
     segments.values = segments.values.copy()
