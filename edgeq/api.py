@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from edgeq.calibrate.runner import calibrate
 from edgeq.errors import PlanError
 from edgeq.export.atomic import write_atomic
@@ -19,7 +21,8 @@ from edgeq.ir.graph import Graph
 from edgeq.quant.plan import QuantPlan
 from edgeq.quant.planner import PlanOptions, build_plan, classify_ops
 from edgeq.quant.schemes import get_scheme
-from edgeq.verify.fidelity import FidelityReport
+from edgeq.runtime import LiteRT
+from edgeq.verify.fidelity import FidelityReport, sqnr_db
 from edgeq.verify.fidelity import compare as _compare
 
 
@@ -61,15 +64,27 @@ def quantize(
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
     at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
-    `observer` defaults to "percentile" for int8 activations (clipping rare outliers buys resolution)
-    and "minmax" for int16 ones (65536 levels leave nothing to buy, so clipping only loses)."""
+
+    `observer` defaults to "auto" for int8: one calibration pass yields both the 99.99th-percentile
+    and the min/max ranges, both plans are rendered, and the one whose outputs are closer to float on
+    the first calibration samples wins (clipping helps most models and ruins a few). int16 activations
+    default to "minmax": 65536 levels leave nothing for clipping to buy.
+    """
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
     io = {"float": "float32", "int": sch.activation_dtype}.get(io, io)
     if io not in _IO_DTYPES or (io != "float32" and io != sch.activation_dtype):
         raise PlanError(f"io={io!r}: choose 'float32' or '{sch.activation_dtype}' for scheme {sch.name}")
+    observer = observer or ("auto" if sch.activation_dtype == "int8" else "minmax")
     samples = 0
-    if plan is None:
+    if plan is not None:
+        if plan.model_sha256 != model.sha256:
+            raise PlanError(
+                f"plan was made for model {plan.model_sha256[:12]}, this model is {model.sha256[:12]}; "
+                f"re-plan or load the model it was made for"
+            )
+        rendered = _render(model, plan, timings)
+    else:
         if calib is None:
             raise PlanError("quantize() needs calibration data (calib=...) or a plan (plan=...)")
         options = PlanOptions(sch, io, allow_float_ops)
@@ -78,27 +93,35 @@ def quantize(
             model.graph,
             model.host_tflite,
             calib,
-            observer=observer or ("percentile" if sch.activation_dtype == "int8" else "minmax"),
+            observer="percentile" if observer == "auto" else observer,
             bits=8 if sch.activation_dtype == "int8" else 16,
             symmetric=sch.activation_symmetric,
             progress=progress,
+            keep=_AUTO_SAMPLES if observer == "auto" else 0,
         )
         timings["calibrate_s"] = result.seconds
         samples = result.samples
         start = time.perf_counter()
-        plan = build_plan(model.graph, result.ranges, options, model.sha256)
+        candidates = {"percentile" if observer == "auto" else observer: result.ranges}
+        if observer == "auto" and result.minmax_ranges is not None:
+            candidates["minmax"] = result.minmax_ranges
+        plans = {name: build_plan(model.graph, ranges, options, model.sha256) for name, ranges in candidates.items()}
         timings["plan_s"] = time.perf_counter() - start
-    elif plan.model_sha256 != model.sha256:
-        raise PlanError(
-            f"plan was made for model {plan.model_sha256[:12]}, this model is {model.sha256[:12]}; "
-            f"re-plan or load the model it was made for"
-        )
-    start = time.perf_counter()
-    graph = lower_to_tflite(model.graph, plan)
-    assign_versions(graph)
-    data = write_tflite(graph, description=f"edgeq {plan.scheme}")
-    host = host_graph(graph)
-    timings["export_s"] = time.perf_counter() - start
+        renders = {name: _render(model, p, timings) for name, p in plans.items()}
+        if len(renders) > 1:
+            start = time.perf_counter()
+            scores = {name: _held_sqnr(r[2], result) for name, r in renders.items()}
+            best = max(scores, key=lambda name: scores[name])
+            plans[best].notes.append(
+                "activation ranges: "
+                + ", ".join(f"{name} {scores[name]:.2f} dB" for name in sorted(scores))
+                + f" pooled output SQNR on the first {len(result.held_inputs)} calibration samples; {best} kept"
+            )
+            timings["choose_s"] = time.perf_counter() - start
+        else:
+            best = next(iter(renders))
+        plan, rendered = plans[best], renders[best]
+    graph, data, host_data = rendered
     return QuantizedModel(
         float_model=model,
         plan=plan,
@@ -106,8 +129,35 @@ def quantize(
         tflite=data,
         timings=timings,
         calibration_samples=samples,
-        host_tflite=data if host is None else write_tflite(host, description=f"edgeq {plan.scheme}"),
+        host_tflite=host_data,
     )
+
+
+# Calibration samples held back from the stream to choose between candidate plans.
+_AUTO_SAMPLES = 8
+
+
+def _render(model: FloatModel, plan: QuantPlan, timings: dict[str, float]) -> tuple[Graph, bytes, bytes]:
+    """The integer graph, its .tflite bytes, and the bytes LiteRT runs on the host (custom-op stand-ins)."""
+    start = time.perf_counter()
+    graph = lower_to_tflite(model.graph, plan)
+    assign_versions(graph)
+    data = write_tflite(graph, description=f"edgeq {plan.scheme}")
+    host = host_graph(graph)
+    timings["export_s"] = timings.get("export_s", 0.0) + time.perf_counter() - start
+    return graph, data, data if host is None else write_tflite(host, description=f"edgeq {plan.scheme}")
+
+
+def _held_sqnr(quantized: bytes, result) -> float:
+    """Pooled output SQNR of a quantized model against the float outputs recorded during calibration."""
+    runtime = LiteRT(quantized)
+    signal = noise = 0.0
+    for inputs, expected in zip(result.held_inputs, result.held_outputs, strict=True):
+        for got, ref in zip(runtime.run(inputs), expected, strict=True):
+            ref64 = ref.astype(np.float64)
+            signal += float(np.sum(ref64 * ref64))
+            noise += float(np.sum((ref64 - got) ** 2))
+    return sqnr_db(signal, noise)
 
 
 def compare(

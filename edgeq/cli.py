@@ -22,8 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--io", default="float32", help="input/output type: float32 (default) or the activation type")
     c.add_argument(
         "--observer",
-        choices=sorted(OBSERVERS),
-        help="range observer (default: percentile for int8, minmax for int16x8)",
+        choices=["auto", *sorted(OBSERVERS)],
+        help="activation ranges (default: auto for int8, the better of percentile and minmax on held calibration "
+        "samples; minmax for int16x8)",
     )
     c.add_argument("--allow-float", action="store_true", help="keep ops edgeq cannot quantize in float")
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")

@@ -52,14 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         path = qm.save(out / f"fashion_mnist_cnn.{scheme}.tflite")
         qm.plan.save(out / f"fashion_mnist_cnn.{scheme}.plan.json")
         report = edgeq.compare(model, qm, edgeq.calibration.arrays(test[:500]), layers=0)
-        rows.append(
-            (scheme, path.stat().st_size, accuracy(qm.tflite, test, labels, reference=True), report, seconds)
-        )
+        rows.append((scheme, path.stat().st_size, accuracy(qm.tflite, test, labels, reference=True), report, seconds))
 
     base = rows[0][2]
-    print(
-        f"Fashion-MNIST CNN, {len(labels)} test images, {args.calib} calibration images; artifacts in {out}/"
-    )
+    print(f"Fashion-MNIST CNN, {len(labels)} test images, {args.calib} calibration images; artifacts in {out}/")
     print(
         f"{'model':<9} {'bytes':>8} {'size':>6} {'top-1':>7} {'drop pts':>8} {'SQNR dB':>8} {'agree':>6} {'quant s':>7}"
     )

@@ -150,8 +150,7 @@ def _by_name(named: Mapping[str, Any], specs: list[InputSpec], what: str) -> lis
     extra = [k for k in named if k not in names]
     if missing or extra:
         raise CalibrationDataError(
-            f"{what}: keys {sorted(named)} do not match the model inputs {names} "
-            f"(missing {missing}, unknown {extra})"
+            f"{what}: keys {sorted(named)} do not match the model inputs {names} (missing {missing}, unknown {extra})"
         )
     return [named[n] for n in names]
 
@@ -247,9 +246,7 @@ def images(
     if layout not in ("NHWC", "NCHW"):
         raise CalibrationDataError(f"image layout must be 'NHWC' or 'NCHW', got {layout!r}")
     if channels not in (1, 3):
-        raise CalibrationDataError(
-            f"images give 1 (grayscale) or 3 (RGB) channels; the input wants {channels}"
-        )
+        raise CalibrationDataError(f"images give 1 (grayscale) or 3 (RGB) channels; the input wants {channels}")
     if resize not in _RESAMPLING:
         raise CalibrationDataError(f"resize must be one of {sorted(_RESAMPLING)}, got {resize!r}")
     if crop not in ("center", "none"):
@@ -271,18 +268,14 @@ def _image_files(folder: Path) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [
-            Path(root, f) for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
-        ]
+        found += [Path(root, f) for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
 def _per_channel(value: float | Sequence[float], channels: int, what: str) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float32).reshape(-1)
     if arr.size not in (1, channels):
-        raise CalibrationDataError(
-            f"image {what} needs 1 or {channels} values (one per channel), got {arr.size}"
-        )
+        raise CalibrationDataError(f"image {what} needs 1 or {channels} values (one per channel), got {arr.size}")
     return arr
 
 
@@ -468,8 +461,7 @@ def _check_batch(batch: Any, specs: list[InputSpec], index: int, seen: int) -> l
     where = f"calibration batch {index}"
     if not isinstance(batch, list | tuple):
         raise CalibrationDataError(
-            f"{where}: a source must yield a list with one array per model input {names}, "
-            f"got {type(batch).__name__}"
+            f"{where}: a source must yield a list with one array per model input {names}, got {type(batch).__name__}"
         )
     if len(batch) != len(specs):
         raise CalibrationDataError(f"{where}: got {len(batch)} arrays for {len(specs)} model inputs {names}")
@@ -524,8 +516,7 @@ def _cast(arr: np.ndarray, spec: InputSpec, where: str) -> np.ndarray:
         lo, hi = arr.min(), arr.max()
         if lo < info.min or hi > info.max:
             raise CalibrationDataError(
-                f"{where}, input '{spec.name}': values in [{lo}, {hi}] do not fit {want.name} "
-                f"[{info.min}, {info.max}]"
+                f"{where}, input '{spec.name}': values in [{lo}, {hi}] do not fit {want.name} [{info.min}, {info.max}]"
             )
     return np.ascontiguousarray(arr, dtype=want)
 

@@ -119,6 +119,12 @@ class HistogramObserver(Observer):
         np.clip(idx, 0, self.bins - 1, out=idx)
         self._counts += step * np.bincount(idx.astype(np.intp), minlength=self.bins)
 
+    def minmax_range(self) -> tuple[float, float]:
+        """What MinMaxObserver would say of the same data (the extremes are tracked exactly)."""
+        if self.min > self.max:
+            return 0.0, 0.0
+        return self._finish(self.min, self.max)
+
     def histogram(self) -> tuple[np.ndarray, np.ndarray]:
         """(counts, edges) like np.histogram: `bins` counts and `bins + 1` edges."""
         return self._counts.copy(), np.linspace(self._lo, self._hi, self.bins + 1)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from tqdm import tqdm
 
 from edgeq.calibrate.data import InputSpec, validated
-from edgeq.calibrate.observers import make_observer
+from edgeq.calibrate.observers import HistogramObserver, make_observer
 from edgeq.ir.graph import Graph
 from edgeq.runtime import LiteRT
 
@@ -19,6 +20,9 @@ class CalibrationResult:
     ranges: dict[int, tuple[float, float]]  # activation tensor index -> (lo, hi)
     samples: int
     seconds: float
+    minmax_ranges: dict[int, tuple[float, float]] | None = None  # exact extremes, where the observer has them
+    held_inputs: list[list[np.ndarray]] = field(default_factory=list)  # the first `keep` samples
+    held_outputs: list[list[np.ndarray]] = field(default_factory=list)  # the float model's outputs on them
 
 
 def input_specs(graph: Graph) -> list[InputSpec]:
@@ -38,11 +42,13 @@ def calibrate(
     bits: int = 8,
     symmetric: bool = False,
     progress: bool = True,
+    keep: int = 0,
 ) -> CalibrationResult:
     """Stream `source` through the float model one sample at a time, observing every float activation.
 
-    Memory stays constant in the number of samples: observers keep fixed-size state, and the data
-    source yields batch by batch.
+    Memory stays constant in the number of samples: observers keep fixed-size state, the data source
+    yields batch by batch, and only the first `keep` samples (with their float outputs) are held, for
+    choosing between candidate plans afterwards.
     """
     start = time.perf_counter()
     runtime = LiteRT(model, preserve=True)
@@ -52,14 +58,29 @@ def calibrate(
     model_shapes = [tuple(graph.tensors[t].shape) for t in graph.inputs]
     bar = tqdm(desc="calibrating", unit="sample", disable=not progress, file=sys.stderr, leave=False)
     samples = 0
+    held_inputs: list[list[np.ndarray]] = []
+    held_outputs: list[list[np.ndarray]] = []
     for batch in validated(source, specs, on_batch=bar.update):
         count = batch[0].shape[0]
         for k in range(count):
             sample = [x[k : k + 1].reshape(shape) for x, shape in zip(batch, model_shapes, strict=True)]
-            runtime.run(sample)
+            outputs = runtime.run(sample)
+            if len(held_inputs) < keep:
+                held_inputs.append([x.copy() for x in sample])
+                held_outputs.append(outputs)
             for t, obs in observers.items():
                 obs.update(runtime.tensor(t))
         samples += count
     bar.close()
     ranges = {t: obs.range() for t, obs in observers.items()}
-    return CalibrationResult(ranges=ranges, samples=samples, seconds=time.perf_counter() - start)
+    minmax = None
+    if all(isinstance(obs, HistogramObserver) for obs in observers.values()):
+        minmax = {t: obs.minmax_range() for t, obs in observers.items()}
+    return CalibrationResult(
+        ranges=ranges,
+        samples=samples,
+        seconds=time.perf_counter() - start,
+        minmax_ranges=minmax,
+        held_inputs=held_inputs,
+        held_outputs=held_outputs,
+    )

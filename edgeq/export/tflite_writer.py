@@ -110,9 +110,7 @@ def _encode(t: Tensor) -> np.ndarray:
     arr = np.ascontiguousarray(data, dtype=np.dtype(t.dtype))
     expected = int(np.prod(t.shape)) if t.shape else arr.size
     if arr.size != expected:
-        raise PlanError(
-            f'tensor "{t.name}": data has {arr.size} values, shape {list(t.shape)} needs another count'
-        )
+        raise PlanError(f'tensor "{t.name}": data has {arr.size} values, shape {list(t.shape)} needs another count')
     return arr.reshape(-1).view(np.uint8)
 
 

@@ -111,8 +111,7 @@ class Graph:
     def copy(self) -> Graph:
         """A deep copy whose constants are new arrays: transformations never touch the original."""
         tensors = [
-            dataclasses.replace(t, data=None if t.data is None else t.data.copy(), quant=t.quant)
-            for t in self.tensors
+            dataclasses.replace(t, data=None if t.data is None else t.data.copy(), quant=t.quant) for t in self.tensors
         ]
         ops = [
             dataclasses.replace(o, inputs=list(o.inputs), outputs=list(o.outputs), options=dict(o.options))

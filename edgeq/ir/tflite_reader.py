@@ -25,15 +25,11 @@ def read_tflite(source: str | os.PathLike | bytes) -> Graph:
         )
     root = int.from_bytes(data[0:4], "little")
     if root + 4 > len(data):
-        raise ModelFormatError(
-            f"{where}: root table offset {root} lies past the end of a {len(data)}-byte file"
-        )
+        raise ModelFormatError(f"{where}: root table offset {root} lies past the end of a {len(data)}-byte file")
     try:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
     except Exception as e:  # the generated reader raises whatever struct/numpy raise on bad offsets
-        raise ModelFormatError(
-            f"{where}: flatbuffer is truncated or corrupt ({type(e).__name__}: {e})"
-        ) from e
+        raise ModelFormatError(f"{where}: flatbuffer is truncated or corrupt ({type(e).__name__}: {e})") from e
     try:
         return _to_graph(model, data, where)
     except ModelFormatError:
@@ -101,9 +97,7 @@ def _tensor(t: schema.TensorT, index: int, buffers: list, data: bytes, where: st
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
     signature = tuple(int(d) for d in t.shapeSignature) if t.shapeSignature is not None else None
     if t.buffer < 0 or t.buffer >= max(len(buffers), 1):
-        raise ModelFormatError(
-            f'{where}: tensor {index} "{name}" refers to buffer {t.buffer} of {len(buffers)}'
-        )
+        raise ModelFormatError(f'{where}: tensor {index} "{name}" refers to buffer {t.buffer} of {len(buffers)}')
     raw = _buffer_bytes(buffers[t.buffer], data, where) if t.buffer > 0 and buffers else b""
     array = None
     what = f'{where}: tensor {index} "{name}"'
