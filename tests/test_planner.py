@@ -147,4 +147,7 @@ def test_a_sentinel_sized_range_is_reported_in_the_plan():
     scores = RNG.normal(size=(16, 8)).astype(np.float32)
     mask = np.where(RNG.uniform(size=(16, 8)) < 0.3, np.float32(-3.4e38), np.float32(0.0))
     qm = edgeq.quantize(model, edgeq.calibration.arrays(scores, mask), progress=False)
-    assert any("'mask'" in n and "-3.4e+38" in n for n in qm.plan.notes)
+    assert any("'mask'" in n and "-3.4e+38" in n and "clamped" in n for n in qm.plan.notes)
+    assert max(max(e.scale) for e in qm.plan.tensors.values()) < 1e6 / 127
+    probs = LiteRT(qm.tflite, reference=True).run([scores[:1], mask[:1]])[0]  # loads and runs, no abort
+    assert np.all(probs[mask[:1] < 0] < 1 / 128)

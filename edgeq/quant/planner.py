@@ -192,10 +192,12 @@ def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, sc
             if max(abs(lo), abs(hi)) > _SUSPECT_RANGE:
                 plan.notes.append(
                     f"tensor '{names[0]}' has a calibrated range of [{lo:.3g}, {hi:.3g}]: values this large "
-                    f"(typically a masking constant such as -3.4e38 added before a softmax) leave "
-                    f"{dtype} no resolution for the rest of the tensor; expect poor fidelity downstream "
-                    f"(check edgeq.compare's worst layers) or keep the ops that make it float"
+                    f"(typically a masking constant such as -3.4e38 added before a softmax) leave {dtype} no "
+                    f"resolution for the rest of the tensor; the range was clamped to +-{_SUSPECT_RANGE:.0e} "
+                    f"(LiteRT aborts on the multipliers the full range implies) and fidelity downstream will be "
+                    f"poor: check edgeq.compare's worst layers, or keep the ops that make it float"
                 )
+                lo, hi = max(lo, -_SUSPECT_RANGE), min(hi, _SUSPECT_RANGE)
             sym = scheme.activation_symmetric or any(t in symmetric for t in group)
             scale, zp = affine_params(lo, hi, dtype, sym)
             rule = "calibrated range" if len(group) == 1 else f"union range of a same-encoding group of {len(group)}"
