@@ -67,7 +67,8 @@ def quantize(
 
     `observer` defaults to "auto" for int8: one calibration pass yields both the 99.99th-percentile
     and the min/max ranges, both plans are rendered, and the one whose outputs are closer to float on
-    the first calibration samples wins (clipping helps most models and ruins a few). int16 activations
+    calibration samples held out of the ranges (every 16th, up to 8) wins: clipping helps most models
+    and ruins a few. With fewer than 16 samples the percentile plan is used. int16 activations
     default to "minmax": 65536 levels leave nothing for clipping to buy.
     """
     timings: dict[str, float] = {}
@@ -108,17 +109,18 @@ def quantize(
         plans = {name: build_plan(model.graph, ranges, options, model.sha256) for name, ranges in candidates.items()}
         timings["plan_s"] = time.perf_counter() - start
         renders = {name: _render(model, p, timings) for name, p in plans.items()}
-        if len(renders) > 1:
+        if len(renders) > 1 and result.held_inputs:
             start = time.perf_counter()
             scores = {name: _held_sqnr(r[2], result) for name, r in renders.items()}
             best = max(scores, key=lambda name: scores[name])
             plans[best].notes.append(
                 "activation ranges: "
                 + ", ".join(f"{name} {scores[name]:.2f} dB" for name in sorted(scores))
-                + f" pooled output SQNR on the first {len(result.held_inputs)} calibration samples; {best} kept"
+                + f" pooled output SQNR on {len(result.held_inputs)} calibration samples held out of the ranges;"
+                f" {best} kept"
             )
             timings["choose_s"] = time.perf_counter() - start
-        else:
+        else:  # fewer than 16 samples: none to spare for choosing
             best = next(iter(renders))
         plan, rendered = plans[best], renders[best]
     graph, data, host_data = rendered
@@ -133,7 +135,7 @@ def quantize(
     )
 
 
-# Calibration samples held back from the stream to choose between candidate plans.
+# Calibration samples held out of the ranges to choose between candidate plans.
 _AUTO_SAMPLES = 8
 
 

@@ -73,7 +73,7 @@ def test_a_bias_shared_by_two_ops_gets_one_encoding_each():
     biases = {model.graph.ops[i].inputs[2] for i in range(2)}
     assert len(biases) == 2
     x = RNG.normal(size=(32, 8)).astype(np.float32)
-    qm = edgeq.quantize(model, edgeq.calibration.arrays(x), progress=False)
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(x), observer="minmax", progress=False)
     assert spec_violations(qm.graph) == []
     report = edgeq.compare(model, qm, edgeq.calibration.arrays(x), reference=True)
     assert min(o.sqnr_db for o in report.outputs) > 25.0

@@ -14,6 +14,8 @@ from edgeq.calibrate.observers import HistogramObserver, make_observer
 from edgeq.ir.graph import Graph
 from edgeq.runtime import LiteRT
 
+_HOLD_EVERY = 16
+
 
 @dataclass
 class CalibrationResult:
@@ -21,7 +23,7 @@ class CalibrationResult:
     samples: int
     seconds: float
     minmax_ranges: dict[int, tuple[float, float]] | None = None  # exact extremes, where the observer has them
-    held_inputs: list[list[np.ndarray]] = field(default_factory=list)  # the first `keep` samples
+    held_inputs: list[list[np.ndarray]] = field(default_factory=list)  # samples held out of the ranges
     held_outputs: list[list[np.ndarray]] = field(default_factory=list)  # the float model's outputs on them
 
 
@@ -47,8 +49,8 @@ def calibrate(
     """Stream `source` through the float model one sample at a time, observing every float activation.
 
     Memory stays constant in the number of samples: observers keep fixed-size state, the data source
-    yields batch by batch, and only the first `keep` samples (with their float outputs) are held, for
-    choosing between candidate plans afterwards.
+    yields batch by batch. With `keep`, every 16th sample (up to `keep` of them) is held out of the
+    ranges, with its float outputs, for choosing between candidate plans afterwards.
     """
     start = time.perf_counter()
     runtime = LiteRT(model, preserve=True)
@@ -65,9 +67,11 @@ def calibrate(
         for k in range(count):
             sample = [x[k : k + 1].reshape(shape) for x, shape in zip(batch, model_shapes, strict=True)]
             outputs = runtime.run(sample)
-            if len(held_inputs) < keep:
+            if len(held_inputs) < keep and (samples + k) % _HOLD_EVERY == _HOLD_EVERY - 1:
+                # Held out of the ranges: a plan scored on the samples it was fitted to favours min/max.
                 held_inputs.append([x.copy() for x in sample])
                 held_outputs.append(outputs)
+                continue
             for t, obs in observers.items():
                 obs.update(runtime.tensor(t))
         samples += count
