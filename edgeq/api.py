@@ -12,7 +12,7 @@ import numpy as np
 from edgeq.calibrate.runner import calibrate
 from edgeq.errors import PlanError
 from edgeq.export.atomic import write_atomic
-from edgeq.export.op_versions import assign_versions
+from edgeq.export.op_versions import assign_versions, min_runtime_version
 from edgeq.export.tflite_lowering import lower_to_tflite
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
@@ -144,6 +144,11 @@ def _render(model: FloatModel, plan: QuantPlan, timings: dict[str, float]) -> tu
     start = time.perf_counter()
     graph = lower_to_tflite(model.graph, plan)
     assign_versions(graph)
+    # The float file's metadata travels with the model (MediaPipe's TFLITE_METADATA describes its inputs),
+    # except what described the float conversion itself. min_runtime_version as TFLiteConverter writes it:
+    # the oldest runtime that has every (op, version), NUL-padded to 16 bytes.
+    graph.metadata.pop("CONVERSION_METADATA", None)
+    graph.metadata["min_runtime_version"] = min_runtime_version(graph).encode().ljust(16, b"\0")
     data = write_tflite(graph, description=f"edgeq {plan.scheme}")
     host = host_graph(graph)
     timings["export_s"] = timings.get("export_s", 0.0) + time.perf_counter() - start

@@ -96,6 +96,10 @@ def test_zoo_model_quantizes_and_runs_in_both_kernel_sets(zoo_model, scheme):
                         allow_float_ops=allow_float, progress=False)
     graph = read_tflite(qm.tflite)
     assert spec_violations(graph) == []
+    source = read_tflite(entry.path()).metadata
+    kept = {k: v for k, v in source.items() if k not in ("min_runtime_version", "CONVERSION_METADATA")}
+    assert {k: graph.metadata.get(k) for k in kept} == kept  # e.g. MediaPipe's TFLITE_METADATA survives
+    assert graph.metadata["min_runtime_version"].rstrip(b"\0").count(b".") == 2
     custom = [op for op in model.graph.ops if op.kind == "CUSTOM"]
     assert len([f for f in qm.plan.float_ops if f.kind == "CUSTOM"]) == len(custom)
     evaluation = entry.eval(N_EVAL, 1)

@@ -35,6 +35,14 @@ def write_tflite(graph: Graph, description: str = "edgeq") -> bytes:
             model.operatorCodes.append(_opcode(op))
         sub.operators.append(_operator(op, opcode_index[key]))
     model.subgraphs = [sub]
+    model.metadata = []
+    for name, payload in graph.metadata.items():
+        buf = _AlignedBufferT()
+        buf.data = np.frombuffer(payload, dtype=np.uint8)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name, len(model.buffers)
+        model.buffers.append(buf)
+        model.metadata.append(entry)
     if graph.signature_key or graph.signature_inputs:
         sig = schema.SignatureDefT()
         sig.signatureKey = graph.signature_key or "serving_default"

@@ -73,6 +73,7 @@ class Graph:
     signature_key: str = ""  # the signature's name when the model has one
     signature_inputs: dict[str, int] = field(default_factory=dict)  # signature name -> tensor index
     signature_outputs: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, bytes] = field(default_factory=dict)  # model metadata by name (e.g. TFLITE_METADATA)
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]
@@ -125,6 +126,7 @@ class Graph:
             outputs=list(self.outputs),
             signature_inputs=dict(self.signature_inputs),
             signature_outputs=dict(self.signature_outputs),
+            metadata=dict(self.metadata),
         )
 
     def drop_unused_tensors(self) -> int:

@@ -65,6 +65,12 @@ def _to_graph(model: schema.ModelT, data: bytes, where: str) -> Graph:
         name=_text(sub.name),
         description=_text(model.description),
     )
+    for md in model.metadata or []:
+        if md.buffer < 0 or md.buffer >= len(buffers):
+            raise ModelFormatError(
+                f"{where}: metadata '{_text(md.name)}' refers to buffer {md.buffer} of {len(buffers)}"
+            )
+        graph.metadata[_text(md.name)] = _buffer_bytes(buffers[md.buffer], data, where)
     for sig in model.signatureDefs or []:
         if sig.subgraphIndex == 0:
             graph.signature_key = _text(sig.signatureKey)
