@@ -7,8 +7,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from edgeq.calibrate.runner import calibrate
 from edgeq.errors import PlanError
 from edgeq.export.atomic import write_atomic
@@ -22,7 +20,7 @@ from edgeq.quant.plan import QuantPlan
 from edgeq.quant.planner import PlanOptions, build_plan, classify_ops
 from edgeq.quant.schemes import get_scheme
 from edgeq.runtime import LiteRT
-from edgeq.verify.fidelity import FidelityReport, sqnr_db
+from edgeq.verify.fidelity import Accumulator, FidelityReport
 from edgeq.verify.fidelity import compare as _compare
 
 
@@ -158,13 +156,11 @@ def _render(model: FloatModel, plan: QuantPlan, timings: dict[str, float]) -> tu
 def _held_sqnr(quantized: bytes, result) -> float:
     """Pooled output SQNR of a quantized model against the float outputs recorded during calibration."""
     runtime = LiteRT(quantized)
-    signal = noise = 0.0
+    pooled = Accumulator()
     for inputs, expected in zip(result.held_inputs, result.held_outputs, strict=True):
         for got, ref in zip(runtime.run(inputs), expected, strict=True):
-            ref64 = ref.astype(np.float64)
-            signal += float(np.sum(ref64 * ref64))
-            noise += float(np.sum((ref64 - got) ** 2))
-    return sqnr_db(signal, noise)
+            pooled.add(ref, got)
+    return pooled.sqnr
 
 
 def compare(

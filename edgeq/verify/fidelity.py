@@ -23,14 +23,12 @@ def sqnr_db(reference: float, error: float) -> float:
     return float(10.0 * np.log10(reference / error))
 
 
-class _Accumulator:
+class Accumulator:
     """Pooled sums over samples, so memory stays constant."""
 
     def __init__(self) -> None:
         self.signal = 0.0
         self.noise = 0.0
-        self.dot = 0.0
-        self.norm_q = 0.0
         self.cos_sum = 0.0
         self.count = 0
 
@@ -122,10 +120,10 @@ def compare(
     preserve = layers > 0
     f_rt = LiteRT(float_model, preserve=preserve)
     q_rt = LiteRT(quantized_model, reference=reference, preserve=preserve)
-    out_acc = [_Accumulator() for _ in float_graph.outputs]
+    out_acc = [Accumulator() for _ in float_graph.outputs]
     agree = [0 for _ in float_graph.outputs]
     pairs = _matching_tensors(float_graph, qgraph) if preserve else []
-    layer_acc = {name: _Accumulator() for name, _, _, _ in pairs}
+    layer_acc = {name: Accumulator() for name, _, _, _ in pairs}
     shapes = [tuple(float_graph.tensors[t].shape) for t in float_graph.inputs]
     samples = 0
     for batch in validated(data, input_specs(float_graph)):
