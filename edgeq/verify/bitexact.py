@@ -1,0 +1,172 @@
+"""Bit-exactness proof: the same inputs through edgeq's C interpreter and LiteRT's BUILTIN_REF kernels,
+every output and every intermediate tensor compared bit for bit, the first differing op named."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.errors import CalibrationDataError
+from edgeq.runtime import LiteRT
+from edgeq.verify.native import NativeModel, TensorInfo
+
+
+@dataclass(frozen=True)
+class Divergence:
+    sample: int
+    op_index: int
+    op: str
+    tensor_index: int
+    tensor: str
+    mismatched: int  # values that differ
+    values: int  # values in the tensor
+    max_abs_diff: float
+    first_index: tuple[int, ...]  # where the first differing value sits
+    native_value: float
+    reference_value: float
+
+
+@dataclass
+class VerifyResult:
+    bit_exact: bool
+    reference: str
+    samples: int
+    ops: int
+    tensors_compared: int  # per sample: outputs of every op
+    values_compared: int  # over all samples
+    arena_bytes: int
+    first_divergence: Divergence | None = None
+    per_op_mismatches: dict[str, int] = field(default_factory=dict)  # "index:OP" -> differing values, all samples
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if self.bit_exact:
+            return (f"bit-exact: {self.samples} samples, {self.ops} ops, {self.tensors_compared} tensors per sample, "
+                    f"{self.values_compared} values equal to {self.reference}")
+        d = self.first_divergence
+        assert d is not None
+        return (f"NOT bit-exact against {self.reference}: first divergence at op {d.op_index} ({d.op}), tensor "
+                f"{d.tensor_index} '{d.tensor}', sample {d.sample}: {d.mismatched} of {d.values} values differ, max "
+                f"|diff| {d.max_abs_diff:g} (at {list(d.first_index)}: edgeq {d.native_value:g}, reference "
+                f"{d.reference_value:g})")
+
+
+def reference_name() -> str:
+    try:
+        return f"LiteRT BUILTIN_REF (ai-edge-litert {version('ai-edge-litert')})"
+    except PackageNotFoundError:
+        return "LiteRT BUILTIN_REF"
+
+
+def random_inputs(native: NativeModel, samples: int, seed: int = 0) -> list[list[np.ndarray]]:
+    """Inputs that exercise the whole integer range: uniform integers for integer inputs; for float inputs,
+    values spanning the range the first QUANTIZE op can represent (and a little beyond, to clamp)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(samples):
+        arrays = []
+        for t in native.inputs:
+            if np.issubdtype(t.dtype, np.integer):
+                info = np.iinfo(t.dtype)
+                arrays.append(rng.integers(info.min, info.max, size=t.shape, endpoint=True, dtype=t.dtype))
+            elif t.dtype == np.bool_:
+                arrays.append(rng.integers(0, 2, size=t.shape).astype(np.bool_))
+            else:
+                lo, hi = _float_input_range(native, t)
+                span = hi - lo
+                arrays.append(rng.uniform(lo - 0.05 * span, hi + 0.05 * span, size=t.shape).astype(t.dtype))
+        out.append(arrays)
+    return out
+
+
+def _float_input_range(native: NativeModel, t: TensorInfo) -> tuple[float, float]:
+    for op in native.ops:
+        if op.name == "QUANTIZE" and op.inputs and op.inputs[0] == t.index:
+            q = native.tensors[op.outputs[0]]
+            if q.scales and np.issubdtype(q.dtype, np.integer):
+                info = np.iinfo(q.dtype)
+                return ((info.min - q.zero_points[0]) * q.scales[0], (info.max - q.zero_points[0]) * q.scales[0])
+    return -3.0, 3.0
+
+
+def load_npz_inputs(path: str | Path, native: NativeModel) -> list[np.ndarray]:
+    """Arrays in model input order: arr_0, arr_1, ... (numpy.savez's names) or the input tensor names."""
+    with np.load(path) as npz:
+        names = list(npz.files)
+        arrays = []
+        for i, t in enumerate(native.inputs):
+            key = f"arr_{i}" if f"arr_{i}" in names else t.name if t.name in names else None
+            if key is None:
+                raise CalibrationDataError(f"{path}: no array for input {i} ('{t.name}'); has {names}")
+            arrays.append(coerce_input(npz[key], t, f"{path}:{key}"))
+    return arrays
+
+
+def coerce_input(x: np.ndarray, t: TensorInfo, where: str) -> np.ndarray:
+    """An input in its stored dtype: integers pass as they are; floats given for an integer input are
+    quantized with the input's scale and zero point."""
+    x = np.asarray(x)
+    if x.size != int(np.prod(t.shape, dtype=np.int64)):
+        raise CalibrationDataError(f"{where}: input '{t.name}' needs shape {t.shape}, got {x.shape}")
+    if np.issubdtype(t.dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
+        if not np.all(np.isfinite(x)):
+            raise CalibrationDataError(f"{where}: input '{t.name}' holds NaN or Inf")
+        if not t.scales:
+            raise CalibrationDataError(f"{where}: input '{t.name}' is {t.type} without a scale; give integers")
+        info = np.iinfo(t.dtype)
+        x = np.clip(np.round(x / t.scales[0]) + t.zero_points[0], info.min, info.max)
+    return x.astype(t.dtype).reshape(t.shape)
+
+
+def verify(model: bytes | str | Path, inputs: list[list[np.ndarray]] | None = None, samples: int = 16,
+           seed: int = 0) -> VerifyResult:
+    """Runs each sample (a list of arrays in model input order) through both interpreters op by op.
+
+    Without `inputs`, `samples` random samples are drawn (see random_inputs)."""
+    data = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+    native = NativeModel(data)
+    reference = LiteRT(data, reference=True, preserve=True, threads=1)
+    batch = inputs if inputs is not None else random_inputs(native, samples, seed)
+    batch = [[coerce_input(x, t, f"sample {s}") for x, t in zip(sample, native.inputs, strict=True)]
+             for s, sample in enumerate(batch)]
+    result = VerifyResult(bit_exact=True, reference=reference_name(), samples=len(batch), ops=len(native.ops),
+                          tensors_compared=sum(len(op.outputs) for op in native.ops) or len(native.outputs),
+                          values_compared=0, arena_bytes=native.arena_bytes)
+    for s, sample in enumerate(batch):
+        for detail, x in zip(reference.inputs, sample, strict=True):
+            reference.interpreter.set_tensor(detail["index"], x.reshape(detail["shape"]))
+        reference.interpreter.invoke()
+        native.set_inputs(sample)
+        for op in native.ops:
+            native.invoke(op.index, op.index + 1)
+            for t in op.outputs:
+                _compare(result, s, op.index, op.name, native.tensors[t], native.tensor(t), reference.tensor(t))
+    return result
+
+
+def _compare(result: VerifyResult, sample: int, op_index: int, op: str, info: TensorInfo, mine: np.ndarray,
+             theirs: np.ndarray) -> None:
+    theirs = np.asarray(theirs).reshape(mine.shape)
+    result.values_compared += mine.size
+    differ = mine.view(np.uint8) != theirs.astype(mine.dtype).view(np.uint8) if mine.dtype.itemsize == 1 else (
+        mine.view(f"u{mine.dtype.itemsize}") != theirs.astype(mine.dtype).view(f"u{mine.dtype.itemsize}"))
+    mismatched = int(np.count_nonzero(differ))
+    if not mismatched:
+        return
+    key = f"{op_index}:{op}"
+    result.per_op_mismatches[key] = result.per_op_mismatches.get(key, 0) + mismatched
+    if result.first_divergence is not None and (result.first_divergence.sample, result.first_divergence.op_index) <= (
+            sample, op_index):
+        return
+    result.bit_exact = False
+    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(differ)), differ.shape))
+    diff = np.abs(mine.astype(np.float64) - theirs.astype(np.float64))
+    result.first_divergence = Divergence(
+        sample=sample, op_index=op_index, op=op, tensor_index=info.index, tensor=info.name, mismatched=mismatched,
+        values=int(mine.size), max_abs_diff=float(np.nanmax(diff)) if diff.size else 0.0, first_index=where,
+        native_value=float(mine[where]), reference_value=float(theirs[where]))

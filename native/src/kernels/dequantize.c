@@ -1,0 +1,67 @@
+/* DEQUANTIZE: int8/uint8/int16 (per tensor or per channel) and float16 -> float32, as the reference
+ * Dequantize computes it: the float scale widened to double times (q - zero_point), narrowed to float. */
+#include <string.h>
+
+#include "../internal.h"
+
+static edgeq_status prepare(eq_context* ctx, eq_node* node) {
+  eq_tensor* input = eq_input(ctx, node, 0);
+  eq_tensor* output = eq_output(ctx, node, 0);
+  if (input == NULL || output == NULL || node->ninputs != 1 || node->noutputs != 1) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 1 input and 1 output");
+  }
+  if (output->type != EQ_T_FLOAT32) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "output type %s", eq_type_name(output->type));
+  if (input->count != output->count) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input and output sizes differ");
+  if (input->type == EQ_T_FLOAT16) return EDGEQ_OK;
+  if (input->type != EQ_T_INT8 && input->type != EQ_T_UINT8 && input->type != EQ_T_INT16) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "input type %s", eq_type_name(input->type));
+  }
+  if (input->nq < 1) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input '%s' is not quantized", input->name);
+  return EDGEQ_OK;
+}
+
+static float half_to_float(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else { /* subnormal half: normalize */
+    exponent = 113;
+    while ((mantissa & 0x400) == 0) {
+      mantissa <<= 1;
+      --exponent;
+    }
+    bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
+  }
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+static edgeq_status invoke(eq_context* ctx, eq_node* node) {
+  const eq_tensor* input = eq_input(ctx, node, 0);
+  eq_tensor* output = eq_output(ctx, node, 0);
+  float* y = (float*)output->data;
+  if (input->type == EQ_T_FLOAT16) {
+    for (size_t i = 0; i < output->count; ++i) y[i] = half_to_float(((const uint16_t*)input->data)[i]);
+    return EDGEQ_OK;
+  }
+  size_t inner = 1, channels = 1;
+  if (input->nq > 1) {
+    for (int32_t d = input->qdim + 1; d < input->ndim; ++d) inner *= (size_t)input->dims[d];
+    channels = (size_t)input->dims[input->qdim];
+  }
+  for (size_t i = 0; i < output->count; ++i) {
+    size_t c = input->nq > 1 ? (i / inner) % channels : 0;
+    int32_t q = input->type == EQ_T_INT8    ? ((const int8_t*)input->data)[i]
+                : input->type == EQ_T_UINT8 ? ((const uint8_t*)input->data)[i]
+                                            : ((const int16_t*)input->data)[i];
+    y[i] = (float)((double)input->scale[c] * (double)(q - (int32_t)input->zero_point[c]));
+  }
+  return EDGEQ_OK;
+}
+
+const eq_kernel eq_kernel_dequantize = {prepare, invoke};

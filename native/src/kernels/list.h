@@ -1,0 +1,10 @@
+/* EQ_KERNEL(BUILTIN, symbol): one line per implemented builtin, grouped by the file family. */
+/* boundary */
+EQ_KERNEL(QUANTIZE, eq_kernel_quantize)
+EQ_KERNEL(DEQUANTIZE, eq_kernel_dequantize)
+/* matmul family */
+/* convolution family */
+/* elementwise and activations */
+/* shape and data movement */
+EQ_KERNEL(RESHAPE, eq_kernel_reshape)
+/* pooling and reductions */
