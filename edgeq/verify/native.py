@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.machinery
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,9 @@ class OpInfo:
 
 
 def library_path() -> Path:
+    """The built interpreter: $EDGEQ_NATIVE_LIB if set (a build of native/ elsewhere), else edgeq/_native."""
+    if os.environ.get("EDGEQ_NATIVE_LIB"):
+        return Path(os.environ["EDGEQ_NATIVE_LIB"])
     here = Path(__file__).resolve().parents[1]
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         candidate = here / f"_native{suffix}"
