@@ -4,7 +4,8 @@ EQ_KERNEL(QUANTIZE, eq_kernel_quantize)
 EQ_KERNEL(DEQUANTIZE, eq_kernel_dequantize)
 /* matmul family */
 /* convolution family */
-/* elementwise and activations */
+/* elementwise binary and simple activations */
+/* transcendental activations (LUT / fixed-point) */
 /* shape and data movement */
 EQ_KERNEL(RESHAPE, eq_kernel_reshape)
 /* pooling and reductions */
