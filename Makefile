@@ -7,7 +7,15 @@ STAMP := $(VENV)/.edgeq-installed
 
 .PHONY: setup zoo demo test lint clean
 
-setup: $(STAMP) /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+NATIVE_SRC := $(shell find native/src native/include -name '*.[ch]') setup.py
+NATIVE_STAMP := $(VENV)/.edgeq-native-built
+
+setup: $(STAMP) $(NATIVE_STAMP) /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+
+# The C interpreter (native/) built into edgeq/_native; rebuilt whenever a C source changes.
+$(NATIVE_STAMP): $(NATIVE_SRC) | $(STAMP)
+	$(PY) setup.py -q build_ext --inplace 2>/dev/null || $(PY) setup.py build_ext --inplace
+	touch $@
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,4 +43,5 @@ test: lint zoo
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) .cache demo_out dist build *.egg-info
+	rm -rf $(VENV) .cache demo_out dist build *.egg-info edgeq/_native*.so
+	$(MAKE) -C native clean

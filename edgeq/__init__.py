@@ -33,6 +33,22 @@ def from_torch(module, sample_inputs, name=None) -> FloatModel:
     return _from_torch(module, sample_inputs, name=name)
 
 
+def run(model, inputs):
+    """Runs an integer .tflite (path or bytes) once in edgeq's C interpreter: outputs in model order."""
+    from edgeq.verify.native import run as _run
+
+    return _run(model, inputs)
+
+
+def verify(model, inputs=None, samples: int = 16, seed: int = 0):
+    """Proves an integer .tflite bit-exact against LiteRT BUILTIN_REF, every op's outputs compared; returns
+    a VerifyResult (bit_exact, first_divergence, counts). `inputs`: a list of samples, each a list of
+    arrays in model input order; default `samples` random full-range samples."""
+    from edgeq.verify.bitexact import verify as _verify
+
+    return _verify(model, inputs=inputs, samples=samples, seed=seed)
+
+
 __all__ = [
     "EdgeqError",
     "FidelityReport",
@@ -47,4 +63,6 @@ __all__ = [
     "from_torch",
     "load",
     "quantize",
+    "run",
+    "verify",
 ]

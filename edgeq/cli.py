@@ -1,4 +1,5 @@
-"""The `edgeq` command line: convert a float model into verified integer artifacts."""
+"""The `edgeq` command line: convert a float model into verified integer artifacts, prove an integer model
+bit-exact against LiteRT's reference kernels (`verify`), run one in edgeq's C interpreter (`run`)."""
 
 from __future__ import annotations
 
@@ -41,23 +42,103 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", default="dist", help="output folder")
     c.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("verify", help="prove an integer .tflite bit-exact: edgeq's C interpreter vs LiteRT BUILTIN_REF")
+    v.add_argument("model", help="integer .tflite file")
+    v.add_argument("--samples", type=int, default=16, help="random full-range samples (ignored with --inputs)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--inputs", help=".npz of inputs in model input order (arr_0, arr_1, ... or input names), "
+                   "a leading batch axis holding several samples")
+    v.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    r = sub.add_parser("run", help="run an integer .tflite in edgeq's C interpreter")
+    r.add_argument("model", help="integer .tflite file")
+    r.add_argument("--inputs", help=".npz of inputs in model input order (arr_0, ... or input names); "
+                   "default: zeros")
+    r.add_argument("--outputs", help="write the outputs here as .npz (arr_0, arr_1, ...)")
+    r.add_argument("--stats", action="store_true", help="print ops, tensors and the planned arena size")
+    r.add_argument("--json", action="store_true", help="print outputs summary and stats as JSON")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"convert": _convert, "verify": _verify, "run": _run}
     try:
-        summary = _convert(args)
+        summary = commands[args.command](args)
     except EdgeqError as e:
         print(f"edgeq: error: {e}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": type(e).__name__, "message": str(e)}))
         return 2
+    text = summary.pop("text", None)
     if args.json:
         print(json.dumps(summary, indent=1))
-    else:
+    elif args.command == "convert":
         _print_summary(summary)
+    else:
+        print(text)
+    if args.command == "verify" and not summary["bit_exact"]:
+        return 1
     return 0
+
+
+def _verify(args) -> dict:
+    from edgeq.verify.bitexact import verify
+    from edgeq.verify.native import NativeModel
+
+    inputs = None
+    if args.inputs:
+        inputs = _npz_samples(args.inputs, NativeModel(args.model))
+    result = verify(args.model, inputs=inputs, samples=args.samples, seed=args.seed)
+    return {**result.to_dict(), "text": result.summary()}
+
+
+def _npz_samples(path: str, native) -> list:
+    """Samples from an .npz: an array with one more axis than its input holds one sample per row."""
+    from edgeq.verify.bitexact import load_npz_arrays
+
+    arrays = load_npz_arrays(path, native)
+    batched = [a.ndim == len(t.shape) + 1 for a, t in zip(arrays, native.inputs, strict=True)]
+    if all(batched) and arrays and len({len(a) for a in arrays}) == 1:
+        return [[a[k] for a in arrays] for k in range(len(arrays[0]))]
+    return [arrays]
+
+
+def _run(args) -> dict:
+    import numpy as np
+
+    from edgeq.export.atomic import write_atomic
+    from edgeq.verify.bitexact import coerce_input, load_npz_arrays
+    from edgeq.verify.native import NativeModel
+
+    native = NativeModel(args.model)
+    if args.inputs:
+        arrays = [coerce_input(a, t, args.inputs) for a, t in zip(load_npz_arrays(args.inputs, native),
+                                                                    native.inputs, strict=True)]
+    else:
+        arrays = [np.zeros(t.shape, t.dtype) for t in native.inputs]
+    outputs = native.run(arrays)
+    if args.outputs:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, *outputs)
+        write_atomic(Path(args.outputs), buffer.getvalue())
+    summary = {
+        "outputs": [{"name": t.name, "dtype": str(y.dtype), "shape": list(y.shape)}
+                    for t, y in zip(native.outputs, outputs, strict=True)],
+        "ops": len(native.ops),
+        "tensors": len(native.tensors),
+        "arena_bytes": native.arena_bytes,
+    }
+    lines = [f"{t.name}: {y.dtype} {list(y.shape)}" for t, y in zip(native.outputs, outputs, strict=True)]
+    if args.outputs:
+        lines.append(f"wrote {args.outputs}")
+    if args.stats:
+        lines.append(f"ops {len(native.ops)}, tensors {len(native.tensors)}, arena {native.arena_bytes} bytes")
+    summary["text"] = "\n".join(lines)
+    return summary
 
 
 def _calibration_source(args, model):

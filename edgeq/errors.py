@@ -29,3 +29,7 @@ class PlanError(EdgeqError):
 
 class FrontendError(EdgeqError):
     """A Keras / SavedModel / PyTorch model could not be converted to a float graph."""
+
+
+class InputDataError(EdgeqError):
+    """Inputs given to run or verify do not match the model (count, shape, dtype, NaN, unreadable file)."""

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.errors import CalibrationDataError
+from edgeq.errors import InputDataError
 from edgeq.runtime import LiteRT
-from edgeq.verify.native import NativeModel, TensorInfo
+from edgeq.verify.native import NativeModel, TensorInfo, coerce_input
 
 
 @dataclass(frozen=True)
@@ -94,33 +94,21 @@ def _float_input_range(native: NativeModel, t: TensorInfo) -> tuple[float, float
     return -3.0, 3.0
 
 
-def load_npz_inputs(path: str | Path, native: NativeModel) -> list[np.ndarray]:
+def load_npz_arrays(path: str | Path, native: NativeModel) -> list[np.ndarray]:
     """Arrays in model input order: arr_0, arr_1, ... (numpy.savez's names) or the input tensor names."""
-    with np.load(path) as npz:
+    try:
+        npz = np.load(path)
+    except (OSError, ValueError) as e:
+        raise InputDataError(f"{path}: not a readable .npz: {e}") from e
+    with npz:
         names = list(npz.files)
         arrays = []
         for i, t in enumerate(native.inputs):
             key = f"arr_{i}" if f"arr_{i}" in names else t.name if t.name in names else None
             if key is None:
-                raise CalibrationDataError(f"{path}: no array for input {i} ('{t.name}'); has {names}")
-            arrays.append(coerce_input(npz[key], t, f"{path}:{key}"))
+                raise InputDataError(f"{path}: no array for input {i} ('{t.name}'); it has {names}")
+            arrays.append(np.asarray(npz[key]))
     return arrays
-
-
-def coerce_input(x: np.ndarray, t: TensorInfo, where: str) -> np.ndarray:
-    """An input in its stored dtype: integers pass as they are; floats given for an integer input are
-    quantized with the input's scale and zero point."""
-    x = np.asarray(x)
-    if x.size != int(np.prod(t.shape, dtype=np.int64)):
-        raise CalibrationDataError(f"{where}: input '{t.name}' needs shape {t.shape}, got {x.shape}")
-    if np.issubdtype(t.dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
-        if not np.all(np.isfinite(x)):
-            raise CalibrationDataError(f"{where}: input '{t.name}' holds NaN or Inf")
-        if not t.scales:
-            raise CalibrationDataError(f"{where}: input '{t.name}' is {t.type} without a scale; give integers")
-        info = np.iinfo(t.dtype)
-        x = np.clip(np.round(x / t.scales[0]) + t.zero_points[0], info.min, info.max)
-    return x.astype(t.dtype).reshape(t.shape)
 
 
 def verify(model: bytes | str | Path, inputs: list[list[np.ndarray]] | None = None, samples: int = 16,

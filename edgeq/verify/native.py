@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.errors import EdgeqError, ModelFormatError, UnsupportedOpError
+from edgeq.errors import EdgeqError, InputDataError, ModelFormatError, UnsupportedOpError
 
 MAX_DIMS = 8
 _STATUS = {0: "OK", 1: "ERROR_ARGUMENT", 2: "ERROR_MALFORMED", 3: "ERROR_UNSUPPORTED", 4: "ERROR_MEMORY",
@@ -192,11 +192,11 @@ class NativeModel:
 
     def set_inputs(self, inputs: list[np.ndarray]) -> None:
         if len(inputs) != len(self.inputs):
-            raise EdgeqError(f"the model has {len(self.inputs)} inputs, {len(inputs)} given")
+            raise InputDataError(f"the model has {len(self.inputs)} inputs, {len(inputs)} given")
         for t, x in zip(self.inputs, inputs, strict=True):
             x = np.asarray(x)
             if x.dtype != t.dtype or x.size != int(np.prod(t.shape, dtype=np.int64)):
-                raise EdgeqError(f"input '{t.name}' needs {t.dtype} of shape {t.shape}, got {x.dtype} {x.shape}")
+                raise InputDataError(f"input '{t.name}' needs {t.dtype} of shape {t.shape}, got {x.dtype} {x.shape}")
             self._view(t)[...] = x.reshape(t.shape)
 
     def invoke(self, first: int = 0, last: int | None = None) -> None:
@@ -215,6 +215,27 @@ class NativeModel:
         return [self.tensor(t.index) for t in self.outputs]
 
 
+def coerce_input(x: np.ndarray, t: TensorInfo, where: str) -> np.ndarray:
+    """An input in its stored dtype: integers pass as they are; floats given for an integer input are
+    quantized with the input's scale and zero point."""
+    x = np.asarray(x)
+    if x.size != int(np.prod(t.shape, dtype=np.int64)):
+        raise InputDataError(f"{where}: input '{t.name}' needs shape {t.shape}, got {x.shape}")
+    if np.issubdtype(t.dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
+        if not np.all(np.isfinite(x)):
+            raise InputDataError(f"{where}: input '{t.name}' holds NaN or Inf")
+        if not t.scales:
+            raise InputDataError(f"{where}: input '{t.name}' is {t.type} without a scale; give integers")
+        info = np.iinfo(t.dtype)
+        x = np.clip(np.round(x / t.scales[0]) + t.zero_points[0], info.min, info.max)
+    return x.astype(t.dtype).reshape(t.shape)
+
+
 def run(model: bytes | str | Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Runs `model` once in edgeq's C interpreter. Inputs are arrays in each input's stored dtype."""
-    return NativeModel(model).run(inputs)
+    """Runs `model` once in edgeq's C interpreter; outputs come back in their stored dtypes. Inputs are in
+    model input order, in the stored dtype (float arrays for an integer input are quantized first)."""
+    native = NativeModel(model)
+    if len(inputs) != len(native.inputs):
+        raise InputDataError(f"the model has {len(native.inputs)} inputs, {len(inputs)} given")
+    pairs = enumerate(zip(inputs, native.inputs, strict=True))
+    return native.run([coerce_input(x, t, f"input {i}") for i, (x, t) in pairs])
