@@ -9,3 +9,5 @@ EQ_KERNEL(DEQUANTIZE, eq_kernel_dequantize)
 /* shape and data movement */
 EQ_KERNEL(RESHAPE, eq_kernel_reshape)
 /* pooling and reductions */
+EQ_KERNEL(AVERAGE_POOL_2D, eq_kernel_average_pool_2d)
+EQ_KERNEL(MAX_POOL_2D, eq_kernel_max_pool_2d)
