@@ -1,0 +1,612 @@
+/* Mutation test: for each model file, thousands of damaged copies are loaded and, when they load,
+ * invoked, all in one process under ASan+UBSan. Mutants: truncations on a stride, single- and multi-bit
+ * flips and byte overwrites at random offsets, every bit of the 8-byte header (root offset, "TFL3"), and
+ * chosen values written over the fields a schema walk finds (table and vtable offsets, vtable entries,
+ * vector lengths, tensor shapes and types, buffer and tensor indices, scales, zero points, op codes,
+ * option fields). Every call must return an edgeq_status with a message on failure, and a model that
+ * invokes twice must give the same outputs. Prints the counts per status.
+ *
+ *   mutate [--mutants N] [--seed S] [--crash-dir DIR] [--verbose] MODEL.tflite...
+ *
+ * Exit code 0 when everything was clean; 1 on a broken invariant (a sanitizer aborts by itself; with
+ * --crash-dir the mutant that was running is written there first); 2 on a usage or I/O error. */
+#define _POSIX_C_SOURCE 200809L
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgeq/edgeq.h"
+#include "flatbuffer.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EQ_HAVE_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define EQ_HAVE_SANITIZER 1
+#endif
+#endif
+#ifdef EQ_HAVE_SANITIZER
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+/* A hostile shape may ask for gigabytes: that must come back as EDGEQ_ERROR_MEMORY, not abort. */
+const char* __asan_default_options(void);
+const char* __asan_default_options(void) { return "allocator_may_return_null=1"; }
+
+/* Models whose activations exceed this load but are not invoked (a mutated dimension can legitimately
+ * ask for gigabytes; filling them would only measure memset). */
+#define MAX_INVOKE_ARENA ((size_t)32 << 20)
+#define NSTATUS 6
+
+/* ---------------------------------------------------------------- the schema walk */
+
+enum kind { K_U32, K_U16, K_LENGTH, K_INDEX, K_FLOAT, K_I64, K_BYTE, NKINDS };
+static const char* const kind_names[NKINDS] = {"offset", "vtable", "length", "index", "float", "int64", "byte"};
+
+typedef struct target {
+  size_t pos;
+  int kind;
+} target;
+
+typedef struct walk {
+  const fb_buffer* buf;
+  target* items;
+  size_t n, cap;
+  int failed; /* out of memory */
+} walk;
+
+static void add(walk* w, size_t pos, int kind) {
+  size_t width = kind == K_U16 ? 2 : kind == K_I64 ? 8 : kind == K_BYTE ? 1 : 4;
+  if (pos > w->buf->size || width > w->buf->size - pos) return;
+  if (w->n == w->cap) {
+    size_t cap = w->cap ? 2 * w->cap : 256;
+    target* grown = realloc(w->items, cap * sizeof *grown);
+    if (grown == NULL) {
+      w->failed = 1;
+      return;
+    }
+    w->items = grown;
+    w->cap = cap;
+  }
+  w->items[w->n].pos = pos;
+  w->items[w->n].kind = kind;
+  ++w->n;
+}
+
+static uint16_t rd16(const fb_buffer* b, size_t p) { return (uint16_t)(b->data[p] | (b->data[p + 1] << 8)); }
+
+/* Absolute position of a present field, 0 when absent. */
+static size_t field_at(const fb_table* t, int id) {
+  size_t slot = 4 + 2 * (size_t)id;
+  if (slot + 2 > t->vt_size) return 0;
+  uint16_t off = rd16(t->buf, t->vtable + slot);
+  return off == 0 ? 0 : t->pos + off;
+}
+
+/* The table's soffset, its vtable header and entries, and each present field as `kinds[id]`. */
+static void add_table(walk* w, const fb_table* t, const int* kinds, int nfields) {
+  add(w, t->pos, K_U32);
+  add(w, t->vtable, K_U16);
+  add(w, t->vtable + 2, K_U16);
+  for (size_t slot = 4; slot + 2 <= t->vt_size; slot += 2) add(w, t->vtable + slot, K_U16);
+  for (int id = 0; id < nfields; ++id) {
+    size_t p = field_at(t, id);
+    if (p != 0 && kinds[id] >= 0) add(w, p, kinds[id]);
+  }
+}
+
+/* A vector field: its uoffset, its length and (for scalar vectors) every element up to `limit`. */
+static void add_vector(walk* w, const fb_table* t, int id, uint32_t elem_size, int elem_kind, uint32_t limit,
+                       fb_vector* out) {
+  fb_vector v;
+  if (fb_vector_field(t, id, elem_size, &v) != 0 || v.length == 0) {
+    if (out) out->length = 0;
+    return;
+  }
+  add(w, field_at(t, id), K_U32);
+  add(w, v.pos - 4, K_LENGTH);
+  for (uint32_t i = 0; elem_kind >= 0 && i < v.length && i < limit; ++i) add(w, v.pos + (size_t)i * elem_size, elem_kind);
+  if (out) *out = v;
+}
+
+/* Any table nested in `t` (operator options): each field as a 4-byte or 1-byte value. */
+static void add_options(walk* w, const fb_table* t) {
+  add(w, t->pos, K_U32);
+  add(w, t->vtable, K_U16);
+  for (size_t slot = 4; slot + 2 <= t->vt_size; slot += 2) {
+    add(w, t->vtable + slot, K_U16);
+    uint16_t off = rd16(t->buf, t->vtable + slot);
+    if (off == 0) continue;
+    add(w, t->pos + off, (off & 3) == 0 && off + 4u <= t->tab_size ? K_INDEX : K_BYTE);
+  }
+}
+
+static void walk_model(walk* w) {
+  static const int model_kinds[] = {K_U32, -1, -1, -1, -1};
+  static const int code_kinds[] = {K_BYTE, -1, K_INDEX, K_INDEX};
+  static const int subgraph_kinds[] = {-1, -1, -1, -1};
+  static const int tensor_kinds[] = {-1, K_BYTE, K_INDEX, -1, -1, K_BYTE, -1};
+  static const int quant_kinds[] = {-1, -1, -1, -1, K_BYTE, -1, K_INDEX};
+  static const int op_kinds[] = {K_INDEX, -1, -1, K_BYTE, -1};
+  static const int buffer_kinds[] = {-1, K_I64, K_I64};
+  const fb_buffer* b = w->buf;
+  fb_table model;
+  if (fb_root(b, &model) != 0) return;
+  add(w, 0, K_U32);
+  add_table(w, &model, model_kinds, 5);
+  fb_vector codes, subgraphs, buffers;
+  add_vector(w, &model, 1, 4, -1, 0, &codes);
+  add_vector(w, &model, 2, 4, -1, 0, &subgraphs);
+  add_vector(w, &model, 4, 4, -1, 0, &buffers);
+  for (uint32_t i = 0; i < codes.length; ++i) {
+    fb_table t;
+    add(w, codes.pos + 4 * (size_t)i, K_U32);
+    if (fb_vector_table(&codes, i, &t) == 0) add_table(w, &t, code_kinds, 4);
+  }
+  for (uint32_t i = 0; i < buffers.length && i < 4096; ++i) {
+    fb_table t;
+    add(w, buffers.pos + 4 * (size_t)i, K_U32);
+    if (fb_vector_table(&buffers, i, &t) != 0) continue;
+    add_table(w, &t, buffer_kinds, 3);
+    add_vector(w, &t, 0, 1, -1, 0, NULL);
+  }
+  for (uint32_t g = 0; g < subgraphs.length && g < 4; ++g) {
+    fb_table sg;
+    add(w, subgraphs.pos + 4 * (size_t)g, K_U32);
+    if (fb_vector_table(&subgraphs, g, &sg) != 0) continue;
+    add_table(w, &sg, subgraph_kinds, 4);
+    fb_vector tensors, operators;
+    add_vector(w, &sg, 0, 4, -1, 0, &tensors);
+    add_vector(w, &sg, 1, 4, K_INDEX, 64, NULL);
+    add_vector(w, &sg, 2, 4, K_INDEX, 64, NULL);
+    add_vector(w, &sg, 3, 4, -1, 0, &operators);
+    for (uint32_t i = 0; i < tensors.length && i < 4096; ++i) {
+      fb_table t, q;
+      int has_q;
+      add(w, tensors.pos + 4 * (size_t)i, K_U32);
+      if (fb_vector_table(&tensors, i, &t) != 0) continue;
+      add_table(w, &t, tensor_kinds, 7);
+      add_vector(w, &t, 0, 4, K_INDEX, 8, NULL);
+      add_vector(w, &t, 3, 1, -1, 0, NULL);
+      if (fb_table_field(&t, 4, &q, &has_q) == 0 && has_q) {
+        add(w, field_at(&t, 4), K_U32);
+        add_table(w, &q, quant_kinds, 7);
+        add_vector(w, &q, 2, 4, K_FLOAT, 4, NULL);
+        add_vector(w, &q, 3, 8, K_I64, 4, NULL);
+      }
+    }
+    for (uint32_t i = 0; i < operators.length && i < 4096; ++i) {
+      fb_table t, options;
+      int has_options;
+      add(w, operators.pos + 4 * (size_t)i, K_U32);
+      if (fb_vector_table(&operators, i, &t) != 0) continue;
+      add_table(w, &t, op_kinds, 5);
+      add_vector(w, &t, 1, 4, K_INDEX, 16, NULL);
+      add_vector(w, &t, 2, 4, K_INDEX, 16, NULL);
+      if (fb_table_field(&t, 4, &options, &has_options) == 0 && has_options) {
+        add(w, field_at(&t, 4), K_U32);
+        add_options(w, &options);
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- mutants */
+
+static uint64_t rng_state;
+static uint64_t next_random(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+static size_t below(size_t n) { return n ? (size_t)(next_random() % n) : 0; }
+
+static void put16(uint8_t* p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+static void put32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t* p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint32_t float_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+#define NVALUES 12 /* value choices per field kind */
+
+/* Writes the v-th interesting value for the field's kind at its position. */
+static void overwrite(uint8_t* m, const target* t, int v) {
+  uint8_t* p = m + t->pos;
+  switch (t->kind) {
+    case K_U16: {
+      static const uint16_t values[NVALUES] = {0, 1, 2, 3, 4, 6, 0x7FFE, 0x8000, 0xFFFE, 0xFFFF, 0, 0};
+      uint16_t old = (uint16_t)(p[0] | (p[1] << 8));
+      put16(p, v < 10 ? values[v] : v == 10 ? (uint16_t)(old + 2) : (uint16_t)(old - 2));
+      return;
+    }
+    case K_BYTE: {
+      static const uint8_t values[NVALUES] = {0, 1, 2, 3, 4, 6, 9, 17, 0x7F, 0x80, 0xFF, 0};
+      p[0] = v < 11 ? values[v] : (uint8_t)(p[0] + 1);
+      return;
+    }
+    case K_FLOAT: {
+      static const float values[NVALUES] = {0.0f, -0.0f, -1.0f, 1e-45f, 1e-38f, 1e-30f, 1e30f, FLT_MAX, 1.0f, 0.0f,
+                                            0.0f, 0.0f};
+      uint32_t bits = v < 9 ? float_bits(values[v]) : v == 9 ? 0x7FC00000u : v == 10 ? 0x7F800000u : 0xFF800000u;
+      put32(p, bits);
+      return;
+    }
+    case K_I64: {
+      static const uint64_t values[NVALUES] = {0,
+                                               1,
+                                               (uint64_t)-1,
+                                               (uint64_t)-128,
+                                               (uint64_t)-129,
+                                               127,
+                                               128,
+                                               255,
+                                               256,
+                                               32768,
+                                               (uint64_t)INT64_MAX,
+                                               (uint64_t)INT64_MIN};
+      put64(p, values[v]);
+      return;
+    }
+    default: { /* offsets, lengths, indices, dimensions */
+      const uint32_t x = get32(p);
+      static const uint32_t values[8] = {0, 1, 0xFFFFFFFFu, 0x7FFFFFFFu, 0x80000000u, 0x10000u, 0x40000000u, 0xFFFFu};
+      uint32_t out = v < 8 ? values[v] : v == 8 ? x + 1 : v == 9 ? x - 1 : v == 10 ? x + 4 : x - 4;
+      put32(p, out);
+      return;
+    }
+  }
+}
+
+typedef struct counts {
+  long mutants;
+  long load[NSTATUS];
+  long invoke[NSTATUS];
+  long skipped_big; /* loaded but not invoked: arena over MAX_INVOKE_ARENA */
+  long by_kind[NKINDS];
+} counts;
+
+static const char* current_model;
+static const uint8_t* current_data;
+static size_t current_size;
+static long current_index;
+static const char* crash_dir;
+static int failures;
+
+/* Writes the running mutant where the user asked, so that a sanitizer abort leaves a reproducer. */
+static void save_current(const char* why) {
+  if (crash_dir == NULL || current_data == NULL) return;
+  const char* base = strrchr(current_model, '/');
+  base = base ? base + 1 : current_model;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s-%s-%ld.tflite", crash_dir, why, base, current_index);
+  FILE* f = fopen(path, "wb");
+  if (f == NULL) return;
+  fwrite(current_data, 1, current_size, f);
+  fclose(f);
+  fprintf(stderr, "mutate: wrote %s\n", path);
+}
+
+#ifdef EQ_HAVE_SANITIZER
+static void on_death(void) { save_current("crash"); }
+#endif
+
+static void fail(const char* what) {
+  fprintf(stderr, "mutate: %s: mutant %ld: %s\n", current_model, current_index, what);
+  save_current("fail");
+  ++failures;
+}
+
+static int valid_status(edgeq_status s) { return s >= EDGEQ_OK && s <= EDGEQ_ERROR_RUNTIME; }
+
+static void fill_inputs(edgeq_model* model, uint64_t seed) {
+  for (int32_t i = 0; i < edgeq_num_inputs(model); ++i) {
+    int32_t t = edgeq_input_tensor(model, i);
+    edgeq_tensor_info info;
+    edgeq_tensor_info_get(model, t, &info);
+    uint8_t* dst = edgeq_tensor_data(model, t);
+    uint64_t state = seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1;
+    for (size_t k = 0; k < info.bytes; ++k) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      dst[k] = (uint8_t)(state >> 56);
+    }
+  }
+}
+
+/* Output bytes of the model, or copies them into `out` when it is not NULL. */
+static size_t outputs(edgeq_model* model, uint8_t* out) {
+  size_t total = 0;
+  for (int32_t i = 0; i < edgeq_num_outputs(model); ++i) {
+    int32_t t = edgeq_output_tensor(model, i);
+    edgeq_tensor_info info;
+    edgeq_tensor_info_get(model, t, &info);
+    if (out != NULL && info.bytes > 0) memcpy(out + total, edgeq_tensor_data(model, t), info.bytes);
+    total += info.bytes;
+  }
+  return total;
+}
+
+static volatile double sink;
+
+/* Loads (and when possible invokes, twice) one buffer; updates counts; checks every invariant. */
+static void run_one(const uint8_t* data, size_t size, counts* c, uint64_t seed) {
+  char error[512];
+  memset(error, 'x', sizeof error);
+  edgeq_model* model = (edgeq_model*)&error; /* must be overwritten with NULL on failure */
+  edgeq_status s = edgeq_model_load(data, size, &model, error, sizeof error);
+  ++c->mutants;
+  if (!valid_status(s)) {
+    fail("load returned a status outside edgeq_status");
+    return;
+  }
+  ++c->load[s];
+  if (memchr(error, '\0', sizeof error) == NULL) fail("load left the error message unterminated");
+  if (s != EDGEQ_OK) {
+    if (model != NULL) fail("failed load left *out non-NULL");
+    if (error[0] == '\0') fail("failed load gave no message");
+    return;
+  }
+  for (int32_t t = 0; t < edgeq_num_tensors(model); ++t) {
+    edgeq_tensor_info info;
+    if (edgeq_tensor_info_get(model, t, &info) != EDGEQ_OK) fail("tensor_info_get failed on a valid index");
+    sink += (double)strlen(info.name) + (double)info.bytes;
+    for (int32_t q = 0; q < info.num_scales; ++q) sink += (double)info.scales[q] + (double)info.zero_points[q];
+  }
+  for (int32_t k = 0; k < edgeq_num_ops(model); ++k) {
+    edgeq_op_info op;
+    if (edgeq_op_info_get(model, k, &op) != EDGEQ_OK) fail("op_info_get failed on a valid index");
+    for (int32_t i = 0; i < op.num_inputs; ++i) sink += op.inputs[i];
+  }
+  if (edgeq_arena_bytes(model) > MAX_INVOKE_ARENA) {
+    ++c->skipped_big;
+    edgeq_model_free(model);
+    return;
+  }
+  size_t nout = outputs(model, NULL);
+  uint8_t* first = malloc(nout + 1);
+  uint8_t* second = malloc(nout + 1);
+  if (first == NULL || second == NULL) {
+    fprintf(stderr, "mutate: out of memory\n");
+    exit(2);
+  }
+  fill_inputs(model, seed);
+  edgeq_status s1 = edgeq_invoke(model);
+  if (!valid_status(s1)) {
+    fail("invoke returned a status outside edgeq_status");
+  } else {
+    ++c->invoke[s1];
+    if (s1 != EDGEQ_OK && edgeq_last_error(model)[0] == '\0') fail("failed invoke gave no message");
+    if (s1 == EDGEQ_OK) outputs(model, first);
+    /* Again one op at a time, on a dirty arena: a kernel that reads memory it did not write differs. */
+    fill_inputs(model, seed);
+    edgeq_status s2 = EDGEQ_OK;
+    for (int32_t k = 0; k < edgeq_num_ops(model) && s2 == EDGEQ_OK; ++k) s2 = edgeq_invoke_ops(model, k, k + 1);
+    if (s2 != s1) {
+      fail("the second invoke returned a different status");
+    } else if (s1 == EDGEQ_OK) {
+      outputs(model, second);
+      if (memcmp(first, second, nout) != 0) fail("the second invoke gave different outputs (stale memory read?)");
+    }
+  }
+  free(first);
+  free(second);
+  edgeq_model_free(model);
+}
+
+static int read_file(const char* path, uint8_t** data, size_t* size) {
+  FILE* f = fopen(path, "rb");
+  if (f == NULL) return -1;
+  if (fseek(f, 0, SEEK_END) != 0) {
+    fclose(f);
+    return -1;
+  }
+  long n = ftell(f);
+  rewind(f);
+  *data = n > 0 ? malloc((size_t)n) : NULL;
+  int ok = n > 0 && *data != NULL && fread(*data, 1, (size_t)n, f) == (size_t)n;
+  fclose(f);
+  if (!ok) {
+    free(*data);
+    return -1;
+  }
+  *size = (size_t)n;
+  return 0;
+}
+
+/* Runs `mutated` (already a private exact-size copy, so ASan sees reads past its end). */
+static void run_mutant(uint8_t* mutated, size_t size, counts* c, uint64_t seed) {
+  current_data = mutated;
+  current_size = size;
+  run_one(mutated, size, c, seed);
+  current_data = NULL;
+  ++current_index;
+}
+
+static uint8_t* copy_of(const uint8_t* data, size_t size) {
+  uint8_t* m = malloc(size ? size : 1);
+  if (m == NULL) {
+    fprintf(stderr, "mutate: out of memory\n");
+    exit(2);
+  }
+  memcpy(m, data, size);
+  return m;
+}
+
+static void print_counts(const char* label, const counts* c) {
+  printf("%s: %ld mutants; load:", label, c->mutants);
+  for (int s = 0; s < NSTATUS; ++s) {
+    if (c->load[s]) printf(" %s %ld", edgeq_status_name((edgeq_status)s), c->load[s]);
+  }
+  printf("; invoke:");
+  for (int s = 0; s < NSTATUS; ++s) {
+    if (c->invoke[s]) printf(" %s %ld", edgeq_status_name((edgeq_status)s), c->invoke[s]);
+  }
+  if (c->skipped_big) printf(" (not invoked, arena > %zu MiB: %ld)", MAX_INVOKE_ARENA >> 20, c->skipped_big);
+  printf("\n");
+}
+
+static void mutate_model(const char* path, const uint8_t* data, size_t size, long budget, uint64_t seed, counts* c,
+                         int verbose) {
+  current_model = path;
+  current_index = 0;
+  rng_state = seed ^ 0x2545F4914F6CDD1Dull;
+  for (size_t i = 0; i < size; ++i) rng_state = (rng_state ^ data[i]) * 0x100000001B3ull + (rng_state == 0);
+  if (rng_state == 0) rng_state = 1;
+
+  /* The original must behave too (it may be unsupported: the interesting part is how it fails). */
+  uint8_t* m = copy_of(data, size);
+  run_mutant(m, size, c, seed);
+  free(m);
+  if (verbose) printf("%s: the original loads with %s\n", path, c->load[EDGEQ_OK] ? "OK" : "an error");
+
+  fb_buffer buf = {data, size};
+  walk w = {&buf, NULL, 0, 0, 0};
+  walk_model(&w);
+  if (w.failed) {
+    fprintf(stderr, "mutate: out of memory\n");
+    exit(2);
+  }
+
+  /* Truncations: every length on a stride, plus the last few bytes. */
+  long ntrunc = budget / 8;
+  size_t stride = size / (size_t)(ntrunc > 0 ? ntrunc : 1);
+  if (stride == 0) stride = 1;
+  for (size_t len = 0; len < size; len += stride) {
+    m = copy_of(data, len);
+    run_mutant(m, len, c, seed);
+    free(m);
+  }
+  for (size_t cut = 1; cut <= 8 && cut < size; ++cut) {
+    m = copy_of(data, size - cut);
+    run_mutant(m, size - cut, c, seed);
+    free(m);
+  }
+  /* Every single-bit flip of the header: root offset and file identifier. */
+  for (size_t bit = 0; bit < 64 && bit / 8 < size; ++bit) {
+    m = copy_of(data, size);
+    m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    run_mutant(m, size, c, seed);
+    free(m);
+  }
+  /* Random single-bit flips, multi-bit flips, byte overwrites anywhere. */
+  for (long k = 0; k < budget / 4; ++k) {
+    m = copy_of(data, size);
+    size_t p = below(size);
+    m[p] ^= (uint8_t)(1u << below(8));
+    run_mutant(m, size, c, seed);
+    free(m);
+  }
+  for (long k = 0; k < budget / 8; ++k) {
+    m = copy_of(data, size);
+    size_t nbits = 2 + below(15);
+    size_t base = below(size);
+    for (size_t b = 0; b < nbits; ++b) {
+      /* half of them clustered (one field), half spread over the file */
+      size_t p = (k & 1) ? (base + below(8)) % size : below(size);
+      m[p] ^= (uint8_t)(1u << below(8));
+    }
+    run_mutant(m, size, c, seed);
+    free(m);
+  }
+  for (long k = 0; k < budget / 8; ++k) {
+    static const uint8_t bytes[] = {0x00, 0xFF, 0x7F, 0x80, 0x01, 0xFE};
+    m = copy_of(data, size);
+    m[below(size)] = bytes[below(sizeof bytes)];
+    run_mutant(m, size, c, seed);
+    free(m);
+  }
+  /* Fields found by the walk, each overwritten with values chosen for its kind, plus a random bit flip
+   * within the field. When there are more (field, value) pairs than the budget, a random subset. */
+  long pairs = (long)w.n * (NVALUES + 1);
+  long field_budget = budget - c->mutants;
+  if (field_budget < budget / 4) field_budget = budget / 4;
+  for (long k = 0; k < pairs && k < field_budget; ++k) {
+    long pick = pairs <= field_budget ? k : (long)below((size_t)pairs);
+    const target* t = &w.items[pick / (NVALUES + 1)];
+    int v = (int)(pick % (NVALUES + 1));
+    m = copy_of(data, size);
+    if (v == NVALUES) {
+      size_t width = t->kind == K_U16 ? 2 : t->kind == K_I64 ? 8 : t->kind == K_BYTE ? 1 : 4;
+      m[t->pos + below(width)] ^= (uint8_t)(1u << below(8));
+    } else {
+      overwrite(m, t, v);
+    }
+    ++c->by_kind[t->kind];
+    run_mutant(m, size, c, seed);
+    free(m);
+  }
+  if (verbose) {
+    printf("  %zu fields found by the schema walk;", w.n);
+    for (int k = 0; k < NKINDS; ++k) printf(" %s %ld", kind_names[k], c->by_kind[k]);
+    printf(" mutants\n");
+  }
+  free(w.items);
+}
+
+static int usage(void) {
+  fprintf(stderr, "usage: mutate [--mutants N] [--seed S] [--crash-dir DIR] [--verbose] MODEL.tflite...\n");
+  return 2;
+}
+
+int main(int argc, char** argv) {
+  long budget = 4000;
+  uint64_t seed = 1;
+  int verbose = 0, nmodels = 0;
+  counts total;
+  memset(&total, 0, sizeof total);
+#ifdef EQ_HAVE_SANITIZER
+  __sanitizer_set_death_callback(on_death);
+#endif
+  for (int a = 1; a < argc; ++a) {
+    if (strcmp(argv[a], "--mutants") == 0 && a + 1 < argc) {
+      budget = strtol(argv[++a], NULL, 10);
+      if (budget < 8) return usage();
+    } else if (strcmp(argv[a], "--seed") == 0 && a + 1 < argc) {
+      seed = strtoull(argv[++a], NULL, 10);
+    } else if (strcmp(argv[a], "--crash-dir") == 0 && a + 1 < argc) {
+      crash_dir = argv[++a];
+    } else if (strcmp(argv[a], "--verbose") == 0) {
+      verbose = 1;
+    } else if (argv[a][0] == '-') {
+      return usage();
+    } else {
+      uint8_t* data;
+      size_t size;
+      if (read_file(argv[a], &data, &size) != 0) {
+        fprintf(stderr, "mutate: cannot read %s\n", argv[a]);
+        return 2;
+      }
+      counts c;
+      memset(&c, 0, sizeof c);
+      mutate_model(argv[a], data, size, budget, seed, &c, verbose);
+      print_counts(argv[a], &c);
+      total.mutants += c.mutants;
+      total.skipped_big += c.skipped_big;
+      for (int s = 0; s < NSTATUS; ++s) {
+        total.load[s] += c.load[s];
+        total.invoke[s] += c.invoke[s];
+      }
+      free(data);
+      ++nmodels;
+    }
+  }
+  if (nmodels == 0) return usage();
+  print_counts("total", &total);
+  printf("%s: %d broken invariants\n", failures ? "FAIL" : "OK", failures);
+  return failures ? 1 : 0;
+}
