@@ -6,6 +6,8 @@ EQ_KERNEL(DEQUANTIZE, eq_kernel_dequantize)
 /* convolution family */
 /* elementwise binary and simple activations */
 /* transcendental activations (LUT / fixed-point) */
+EQ_KERNEL(LOGISTIC, eq_kernel_logistic)
+EQ_KERNEL(TANH, eq_kernel_tanh)
 /* shape and data movement */
 EQ_KERNEL(RESHAPE, eq_kernel_reshape)
 /* pooling and reductions */

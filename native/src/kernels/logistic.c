@@ -1,0 +1,88 @@
+/* LOGISTIC (sigmoid), as LiteRT's reference kernel computes it:
+ *   int8, uint8: a 256-entry table of 1 / (1 + expf(-x)) built from the stored scales and zero points;
+ *     the output scale must be exactly 1/256 (any zero point: the table uses it).
+ *   int16: zero points 0, output scale 1/32768; the input is rescaled to 1/(3*4096) units (or taken as is
+ *     when its scale is, within CheckedLog2's tolerance, 2^-12) and interpolated in a Q0.16 sigmoid table. */
+#include <math.h>
+
+#include "lut.h"
+#include "transcendental.h"
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+typedef struct logistic_data {
+  uint8_t lut[256];
+  int32_t input_multiplier;
+  int input_left_shift;
+} logistic_data;
+
+static float sigmoid_f32(float x, const void* params) {
+  (void)params;
+  return 1.0f / (1.0f + expf(-x));
+}
+
+static edgeq_status prepare(eq_context* ctx, eq_node* node) {
+  eq_tensor *input = NULL, *output = NULL;
+  edgeq_status s = eq_tr_prepare_unary(
+      ctx, node, EQ_TYPE_BIT(EQ_T_INT8) | EQ_TYPE_BIT(EQ_T_UINT8) | EQ_TYPE_BIT(EQ_T_INT16), 0, &input, &output);
+  if (s != EDGEQ_OK) return s;
+  logistic_data* data = eq_alloc(ctx, sizeof *data);
+  if (data == NULL) return EDGEQ_ERROR_MEMORY;
+  node->user = data;
+  const float in_scale = input->scale[0], out_scale = output->scale[0];
+  const int32_t in_zp = (int32_t)input->zero_point[0], out_zp = (int32_t)output->zero_point[0];
+  if (input->type == EQ_T_INT16) {
+    if (in_zp != 0 || out_zp != 0) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "int16 needs zero points 0");
+    if ((double)out_scale != 1.0 / 32768) {
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "int16 output scale %g is not 1/32768", (double)out_scale);
+    }
+    return eq_tr_int16_input_rescale(ctx, in_scale, 0, &data->input_multiplier, &data->input_left_shift);
+  }
+  if ((double)out_scale != 1.0 / 256) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "output scale %g is not 1/256", (double)out_scale);
+  }
+  eq_lut_populate_8(input->type == EQ_T_INT8, in_scale, in_zp, out_scale, out_zp, sigmoid_f32, NULL, data->lut);
+  return EDGEQ_OK;
+}
+
+/* reference_integer_ops::Logistic for int16. Products wrap as LiteRT's int32 arithmetic does on the
+ * hardware it runs on (only reachable with absurd input scales). */
+static void logistic_s16(const int16_t* input, int16_t* output, size_t count, int32_t multiplier, int left_shift) {
+  if (multiplier == 0) {
+    multiplier = 3 << left_shift;
+    left_shift = 0;
+  }
+  const uint32_t round = left_shift > 0 ? 1u << (left_shift - 1) : 0;
+  for (size_t i = 0; i < count; ++i) {
+    const int32_t x = (int32_t)((uint32_t)(int32_t)input[i] * (uint32_t)multiplier + round) >> left_shift;
+    const uint32_t abs_x = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    const uint32_t uh = abs_x >> 9;
+    uint32_t result;
+    if (uh >= 255) {
+      result = 0x7FFFu << 10;
+    } else {
+      const uint32_t ua = eq_sigmoid_table_q16[uh];
+      const uint32_t ub = eq_sigmoid_table_q16[uh + 1];
+      result = (ua << 9) + (abs_x & 0x1ff) * (ub - ua);
+    }
+    result = x >= 0 ? result + (1u << 9) : (1u << 25) - result + (1u << 9) - 1u;
+    output[i] = (int16_t)(result >> 10);
+  }
+}
+
+static edgeq_status invoke(eq_context* ctx, eq_node* node) {
+  const eq_tensor* input = eq_input(ctx, node, 0);
+  eq_tensor* output = eq_output(ctx, node, 0);
+  const logistic_data* data = node->user;
+  if (input->type == EQ_T_INT16) {
+    logistic_s16((const int16_t*)input->data, (int16_t*)output->data, input->count, data->input_multiplier,
+                 data->input_left_shift);
+  } else {
+    eq_lut8_apply(data->lut, input->data, output->data, input->count);
+  }
+  return EDGEQ_OK;
+}
+
+const eq_kernel eq_kernel_logistic = {prepare, invoke};
