@@ -1,0 +1,177 @@
+/* Helpers shared by the elementwise binary ops and the simple activations: operand checks, option
+ * tables, multipliers computed the way LiteRT's Prepare functions compute them, and the ADD/SUB
+ * requantization. */
+#ifndef EDGEQ_KERNELS_ELEMENTWISE_H_
+#define EDGEQ_KERNELS_ELEMENTWISE_H_
+
+#include <math.h>
+
+#include "../fixedpoint.h"
+#include "broadcast.h"
+
+/* BuiltinOptions union members, as schema.fbs numbers them. */
+enum { EW_ADD_OPTIONS = 11, EW_MUL_OPTIONS = 21, EW_SUB_OPTIONS = 28, EW_LEAKY_RELU_OPTIONS = 75 };
+
+/* LiteRT reads options only from a table of the op's own union type; anything else (or no table) leaves
+ * its params struct zero-initialised, which is not always the schema's default (pot_scale_int16). */
+static inline int ew_has_options(const eq_node* node, int32_t options_type) {
+  return node->has_options && node->options_type == options_type;
+}
+
+static inline int32_t ew_activation(eq_node* node, int32_t options_type) {
+  return ew_has_options(node, options_type) ? eq_opt_i8(node, 0, EQ_ACT_NONE) : EQ_ACT_NONE;
+}
+
+static inline edgeq_status ew_operands(eq_context* ctx, const eq_node* node, int32_t ninputs, eq_tensor** in,
+                                       eq_tensor** out) {
+  *out = NULL;
+  for (int32_t i = 0; i < ninputs; ++i) in[i] = NULL;
+  if (node->ninputs != ninputs || node->noutputs != 1) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects %d input%s and 1 output, has %d and %d", (int)ninputs,
+                    ninputs == 1 ? "" : "s", (int)node->ninputs, (int)node->noutputs);
+  }
+  for (int32_t i = 0; i < ninputs; ++i) {
+    in[i] = eq_input(ctx, node, i);
+    if (in[i] == NULL) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input %d is omitted", (int)i);
+  }
+  *out = eq_output(ctx, node, 0);
+  return EDGEQ_OK;
+}
+
+static inline int ew_is_quantizable(int32_t type) {
+  return type == EQ_T_INT8 || type == EQ_T_UINT8 || type == EQ_T_INT16;
+}
+
+/* A quantized operand: positive finite scale, zero point inside its type's range (which keeps every
+ * offset arithmetic below within int32), and 0 when `symmetric`. Only the first scale and zero point
+ * count, as in LiteRT's TfLiteTensor.params. */
+static inline edgeq_status ew_check_quant(eq_context* ctx, const eq_tensor* t, const char* role, int symmetric) {
+  edgeq_status s = eq_check_quantized(ctx, t, role);
+  if (s != EDGEQ_OK) return s;
+  int32_t lo, hi;
+  eq_type_range(t->type, &lo, &hi);
+  const int64_t zp = t->zero_point[0];
+  if (zp < lo || zp > hi) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s '%s' has zero point %lld outside the %s range", role, t->name,
+                    (long long)zp, eq_type_name(t->type));
+  }
+  if (symmetric && zp != 0) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s '%s' is %s with zero point %lld; LiteRT requires 0", role,
+                    t->name, eq_type_name(t->type), (long long)zp);
+  }
+  return EDGEQ_OK;
+}
+
+/* tflite::QuantizeMultiplier, refusing what LiteRT's multiply cannot take: non-finite values and left
+ * shifts of 32 or more (a shift by the full width). */
+static inline edgeq_status ew_multiplier(eq_context* ctx, double real, int32_t* multiplier, int* shift,
+                                         const char* what) {
+  if (!isfinite(real)) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s multiplier is not finite", what);
+  eq_quantize_multiplier(real, multiplier, shift);
+  if (*shift > 31) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s multiplier %g needs a left shift of %d", what, real, *shift);
+  }
+  return EDGEQ_OK;
+}
+
+/* tflite::QuantizeMultiplierSmallerThanOneExp: LiteRT aborts unless 0 < real < 1 (and the rounded
+ * significand keeps the shift <= 0). */
+static inline edgeq_status ew_multiplier_below_one(eq_context* ctx, double real, int32_t* multiplier, int* shift,
+                                                   const char* what) {
+  if (!(real > 0.0 && real < 1.0)) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s multiplier %g is outside (0, 1), which LiteRT refuses", what,
+                    real);
+  }
+  eq_quantize_multiplier(real, multiplier, shift);
+  if (*shift > 0) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s multiplier %.17g rounds up to 1, which LiteRT refuses", what,
+                    real);
+  }
+  return EDGEQ_OK;
+}
+
+/* LiteRT clamps with max first, then min: when a hostile range has min > max the result is max. */
+static inline int32_t ew_clamp(int32_t x, int32_t lo, int32_t hi) {
+  x = x > lo ? x : lo;
+  return x < hi ? x : hi;
+}
+
+/* CheckedLog2: log2 of a float scale in float arithmetic, "power of two" when within 1e-3 of an integer. */
+static inline int ew_checked_log2(float x, int* log2_result) {
+  const float x_log2 = logf(x) * (1.0f / logf(2.0f));
+  const float rounded = roundf(x_log2);
+  *log2_result = (int)rounded;
+  return fabsf(x_log2 - rounded) < 1e-3f;
+}
+
+/* gemmlowp::RoundingDivideByPOT instantiated for int16 (the power-of-two int16 paths): the mask is
+ * formed in 64 bits and narrowed to int16, so exponents of 16 and more give LiteRT's odd results too. */
+static inline int16_t ew_rdbpot_s16(int16_t x, int exponent) {
+  const int16_t mask = (int16_t)(uint16_t)(((uint64_t)1 << exponent) - 1);
+  const int16_t remainder = (int16_t)(x & mask);
+  const int16_t threshold = (int16_t)((mask >> 1) + (x < 0 ? 1 : 0));
+  return (int16_t)((x >> exponent) + (remainder > threshold ? 1 : 0));
+}
+
+/* ADD/SUB general quantized path (int8, uint8, and int16 when not power-of-two): both inputs are shifted
+ * left, rescaled to twice the larger input scale, summed, and rescaled to the output. */
+typedef struct ew_addsub {
+  int32_t in1_offset, in2_offset, out_offset;
+  int32_t in1_multiplier, in2_multiplier, out_multiplier;
+  int in1_shift, in2_shift, out_shift;
+  int left_shift;
+  int32_t act_min, act_max;
+} ew_addsub;
+
+static inline edgeq_status ew_addsub_prepare(eq_context* ctx, const eq_tensor* in1, const eq_tensor* in2,
+                                             const eq_tensor* out, int32_t activation, ew_addsub* p) {
+  p->in1_offset = -(int32_t)in1->zero_point[0];
+  p->in2_offset = -(int32_t)in2->zero_point[0];
+  p->out_offset = (int32_t)out->zero_point[0];
+  p->left_shift = out->type == EQ_T_INT16 ? 15 : 20;
+  /* float max, doubled (exact), then double divisions; the output's divisor is a float product. */
+  const float s1 = in1->scale[0], s2 = in2->scale[0];
+  const double twice_max = (double)(2.0f * (s1 > s2 ? s1 : s2));
+  const float divisor = (float)(1 << p->left_shift) * out->scale[0];
+  edgeq_status s = ew_multiplier_below_one(ctx, (double)s1 / twice_max, &p->in1_multiplier, &p->in1_shift, "input 1");
+  if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, (double)s2 / twice_max, &p->in2_multiplier, &p->in2_shift, "input 2");
+  if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, twice_max / (double)divisor, &p->out_multiplier, &p->out_shift, "output");
+  if (s == EDGEQ_OK) s = eq_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
+  return s;
+}
+
+/* One input's offset value, shifted left and rescaled (MultiplyByQuantizedMultiplierSmallerThanOneExp). */
+static inline int32_t ew_addsub_scale(int32_t x, int left_shift, int32_t multiplier, int shift) {
+  return eq_mbqm_smaller_than_one((int32_t)((uint32_t)x << left_shift), multiplier, shift);
+}
+
+static inline int32_t ew_addsub_finish(const ew_addsub* p, int32_t raw) {
+  return ew_clamp(eq_mbqm_smaller_than_one(raw, p->out_multiplier, p->out_shift) + p->out_offset, p->act_min,
+                  p->act_max);
+}
+
+/* Unquantized integer outputs: CalculateActivationRange<T> bounds. */
+typedef struct ew_int_range {
+  int64_t act_min, act_max;
+} ew_int_range;
+
+static inline void ew_int_activation_range(int32_t activation, int64_t lowest, int64_t highest, ew_int_range* r) {
+  r->act_min = lowest;
+  r->act_max = highest;
+  if (activation == EQ_ACT_RELU) {
+    r->act_min = 0;
+  } else if (activation == EQ_ACT_RELU6) {
+    r->act_min = 0;
+    r->act_max = 6;
+  } else if (activation == EQ_ACT_RELU_N1_TO_1) {
+    r->act_min = -1;
+    r->act_max = 1;
+  }
+}
+
+static inline int64_t ew_clamp64(int64_t x, int64_t lo, int64_t hi) {
+  x = x > lo ? x : lo;
+  return x < hi ? x : hi;
+}
+
+#endif
