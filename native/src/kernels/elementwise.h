@@ -135,7 +135,15 @@ static inline edgeq_status ew_addsub_prepare(eq_context* ctx, const eq_tensor* i
   const float divisor = (float)(1 << p->left_shift) * out->scale[0];
   edgeq_status s = ew_multiplier_below_one(ctx, (double)s1 / twice_max, &p->in1_multiplier, &p->in1_shift, "input 1");
   if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, (double)s2 / twice_max, &p->in2_multiplier, &p->in2_shift, "input 2");
-  if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, twice_max / (double)divisor, &p->out_multiplier, &p->out_shift, "output");
+  const double real_out = twice_max / (double)divisor;
+  if (s == EDGEQ_OK && !(real_out < 1.0)) {
+    /* ADD aborts here; SUB goes on to a rounding shift by a negative amount (undefined; on x86 it
+     * leaves only the sign), so neither has a result to match. */
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
+                    "output multiplier %g >= 1: the output scale %g is too small for input scales %g and %g",
+                    real_out, (double)out->scale[0], (double)s1, (double)s2);
+  }
+  if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, real_out, &p->out_multiplier, &p->out_shift, "output");
   if (s == EDGEQ_OK) s = eq_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
   return s;
 }

@@ -6,6 +6,7 @@ EQ_KERNEL(DEQUANTIZE, eq_kernel_dequantize)
 /* convolution family */
 /* elementwise binary and simple activations */
 EQ_KERNEL(ADD, eq_kernel_add)
+EQ_KERNEL(SUB, eq_kernel_sub)
 /* transcendental activations (LUT / fixed-point) */
 EQ_KERNEL(LOGISTIC, eq_kernel_logistic)
 EQ_KERNEL(TANH, eq_kernel_tanh)

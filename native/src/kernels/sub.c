@@ -1,0 +1,140 @@
+/* SUB: int8, uint8 and int16 quantized (the general rescaling path, and for int16 the power-of-two path
+ * LiteRT picks when pot_scale_int16 is set and every scale is a power of two), and int32/int64 with
+ * wraparound, all with numpy broadcasting and fused activations. */
+#include "elementwise.h"
+
+typedef struct sub_pot {
+  int right_shift1, right_shift2; /* one of them is 0 */
+  int32_t act_min, act_max;
+} sub_pot;
+
+typedef struct sub_data {
+  eq_broadcast bc;
+  eq_binary_row_fn row;
+  size_t size;
+  const void* params;
+  ew_addsub q;
+  sub_pot pot;
+  ew_int_range range;
+} sub_data;
+
+static inline int32_t sub_q(const ew_addsub* p, int32_t a, int32_t b) {
+  const int32_t x = ew_addsub_scale(a + p->in1_offset, p->left_shift, p->in1_multiplier, p->in1_shift);
+  const int32_t y = ew_addsub_scale(b + p->in2_offset, p->left_shift, p->in2_multiplier, p->in2_shift);
+  return ew_addsub_finish(p, x - y);
+}
+static inline int8_t sub_s8(const ew_addsub* p, int8_t a, int8_t b) { return (int8_t)sub_q(p, a, b); }
+static inline uint8_t sub_u8(const ew_addsub* p, uint8_t a, uint8_t b) { return (uint8_t)sub_q(p, a, b); }
+static inline int16_t sub_s16(const ew_addsub* p, int16_t a, int16_t b) { return (int16_t)sub_q(p, a, b); }
+EQ_BINARY_ROW(sub_row_s8, int8_t, int8_t, int8_t, ew_addsub, sub_s8)
+EQ_BINARY_ROW(sub_row_u8, uint8_t, uint8_t, uint8_t, ew_addsub, sub_u8)
+EQ_BINARY_ROW(sub_row_s16, int16_t, int16_t, int16_t, ew_addsub, sub_s16)
+
+/* int16 power-of-two path (Sub16 / BroadcastSub16POTSlow agree): each input rounded right by its own
+ * shift (0 for the one at the output's scale), subtracted, clamped to the activation range, which lies
+ * inside int16 so Sub16's saturation adds nothing. */
+static inline int16_t sub_s16_pot(const sub_pot* p, int16_t a, int16_t b) {
+  const int32_t d = (int32_t)ew_rdbpot_s16(a, p->right_shift1) - ew_rdbpot_s16(b, p->right_shift2);
+  return (int16_t)ew_clamp(ew_clamp(d, INT16_MIN, INT16_MAX), p->act_min, p->act_max);
+}
+EQ_BINARY_ROW(sub_row_s16_pot, int16_t, int16_t, int16_t, sub_pot, sub_s16_pot)
+
+static inline int32_t sub_s32(const ew_int_range* p, int32_t a, int32_t b) {
+  return (int32_t)ew_clamp64((int32_t)((uint32_t)a - (uint32_t)b), p->act_min, p->act_max);
+}
+static inline int64_t sub_s64(const ew_int_range* p, int64_t a, int64_t b) {
+  return ew_clamp64((int64_t)((uint64_t)a - (uint64_t)b), p->act_min, p->act_max);
+}
+EQ_BINARY_ROW(sub_row_s32, int32_t, int32_t, int32_t, ew_int_range, sub_s32)
+EQ_BINARY_ROW(sub_row_s64, int64_t, int64_t, int64_t, ew_int_range, sub_s64)
+
+static edgeq_status prepare_pot(eq_context* ctx, const eq_tensor* in1, const eq_tensor* in2, const eq_tensor* out,
+                                int32_t activation, sub_pot* p) {
+  int l1, l2, lo;
+  ew_checked_log2(in1->scale[0], &l1);
+  ew_checked_log2(in2->scale[0], &l2);
+  ew_checked_log2(out->scale[0], &lo);
+  const int shift1 = l1 - lo, shift2 = l2 - lo;
+  if (!(shift1 == 0 || shift2 == 0) || shift1 > 0 || shift2 > 0) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
+                    "power-of-two int16 SUB needs one input at the output's scale and the other at a smaller one "
+                    "(input shifts %d and %d)", shift1, shift2);
+  }
+  p->right_shift1 = -shift1;
+  p->right_shift2 = -shift2;
+  if (p->right_shift1 > 31 || p->right_shift2 > 31) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "power-of-two int16 SUB right shift %d",
+                    p->right_shift1 > p->right_shift2 ? p->right_shift1 : p->right_shift2);
+  }
+  return eq_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
+}
+
+static edgeq_status prepare(eq_context* ctx, eq_node* node) {
+  eq_tensor* in[2] = {NULL, NULL};
+  eq_tensor* out = NULL;
+  edgeq_status s = ew_operands(ctx, node, 2, in, &out);
+  if (s != EDGEQ_OK) return s;
+  if (in[0]->type != in[1]->type || out->type != in[0]->type) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input types %s and %s and output type %s differ",
+                    eq_type_name(in[0]->type), eq_type_name(in[1]->type), eq_type_name(out->type));
+  }
+  sub_data* data = eq_alloc(ctx, sizeof *data);
+  if (data == NULL) return EDGEQ_ERROR_MEMORY;
+  if ((s = eq_broadcast_prepare(ctx, in[0], in[1], out, &data->bc)) != EDGEQ_OK) return s;
+  const int32_t activation = ew_activation(node, EW_SUB_OPTIONS);
+  data->size = eq_type_size(out->type);
+  switch (out->type) {
+    case EQ_T_INT32:
+      ew_int_activation_range(activation, INT32_MIN, INT32_MAX, &data->range);
+      data->row = sub_row_s32;
+      data->params = &data->range;
+      node->user = data;
+      return EDGEQ_OK;
+    case EQ_T_INT64:
+      ew_int_activation_range(activation, INT64_MIN, INT64_MAX, &data->range);
+      data->row = sub_row_s64;
+      data->params = &data->range;
+      node->user = data;
+      return EDGEQ_OK;
+    case EQ_T_INT8:
+    case EQ_T_UINT8:
+    case EQ_T_INT16:
+      break;
+    default:
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "type %s", eq_type_name(out->type));
+  }
+  const int symmetric = out->type == EQ_T_INT16;
+  if ((s = ew_check_quant(ctx, in[0], "input 1", symmetric)) != EDGEQ_OK) return s;
+  if ((s = ew_check_quant(ctx, in[1], "input 2", symmetric)) != EDGEQ_OK) return s;
+  if ((s = ew_check_quant(ctx, out, "output", symmetric)) != EDGEQ_OK) return s;
+  if (out->type == EQ_T_INT16) {
+    /* A missing SubOptions table reads as pot_scale_int16 = false; a present one defaults to true. */
+    const int pot_option = ew_has_options(node, EW_SUB_OPTIONS) ? eq_opt_bool(node, 1, 1) : 0;
+    int unused;
+    if (pot_option && ew_checked_log2(in[0]->scale[0], &unused) && ew_checked_log2(in[1]->scale[0], &unused) &&
+        ew_checked_log2(out->scale[0], &unused)) {
+      if ((s = prepare_pot(ctx, in[0], in[1], out, activation, &data->pot)) != EDGEQ_OK) return s;
+      data->row = sub_row_s16_pot;
+      data->params = &data->pot;
+      node->user = data;
+      return EDGEQ_OK;
+    }
+  }
+  if ((s = ew_addsub_prepare(ctx, in[0], in[1], out, activation, &data->q)) != EDGEQ_OK) return s;
+  data->row = out->type == EQ_T_INT8 ? sub_row_s8 : out->type == EQ_T_UINT8 ? sub_row_u8 : sub_row_s16;
+  data->params = &data->q;
+  node->user = data;
+  return EDGEQ_OK;
+}
+
+static edgeq_status invoke(eq_context* ctx, eq_node* node) {
+  const sub_data* data = node->user;
+  const eq_tensor* in1 = eq_input(ctx, node, 0);
+  const eq_tensor* in2 = eq_input(ctx, node, 1);
+  eq_tensor* out = eq_output(ctx, node, 0);
+  eq_broadcast_run(&data->bc, data->row, data->params, in1->data, data->size, in2->data, data->size, out->data,
+                   data->size);
+  return EDGEQ_OK;
+}
+
+const eq_kernel eq_kernel_sub = {prepare, invoke};
