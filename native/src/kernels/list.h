@@ -10,6 +10,9 @@ EQ_KERNEL(SUB, eq_kernel_sub)
 /* transcendental activations (LUT / fixed-point) */
 EQ_KERNEL(LOGISTIC, eq_kernel_logistic)
 EQ_KERNEL(TANH, eq_kernel_tanh)
+EQ_KERNEL(EXP, eq_kernel_exp)
+EQ_KERNEL(GELU, eq_kernel_gelu)
+EQ_KERNEL(ELU, eq_kernel_elu)
 /* shape and data movement */
 EQ_KERNEL(RESHAPE, eq_kernel_reshape)
 /* pooling and reductions */

@@ -38,13 +38,10 @@ const uint16_t eq_sigmoid_table_q16[256] = {
     65534, 65534, 65534, 65535,
 };
 
-int32_t eq_f32_to_i32_x86(float x) {
-  if (!(x >= -2147483648.0f && x < 2147483648.0f)) return INT32_MIN; /* NaN too */
-  return (int32_t)x;
-}
-
-int32_t eq_f64_to_i32_x86(double x) {
-  if (!(x > -2147483649.0 && x < 2147483648.0)) return INT32_MIN;
+int32_t eq_f32_to_i32_sat(float x) {
+  if (x != x) return 0;
+  if (x >= 2147483648.0f) return INT32_MAX;
+  if (x < -2147483648.0f) return INT32_MIN;
   return (int32_t)x;
 }
 
@@ -57,14 +54,13 @@ void eq_lut_populate_8(int is_signed, float input_scale, int32_t input_zero_poin
     const float dequantized = input_scale * (float)(val - input_zero_point);
     const float transformed = fn(dequantized, params);
     const float rescaled = roundf(transformed * inverse_scale);
-    int32_t quantized = eq_f32_to_i32_x86(rescaled + (float)output_zero_point);
+    int32_t quantized = eq_f32_to_i32_sat(rescaled + (float)output_zero_point);
     quantized = quantized < minval ? minval : (quantized > maxval ? maxval : quantized);
     lut[(uint8_t)val] = (uint8_t)quantized; /* int8 tables are indexed by the input's raw byte */
   }
 }
 
-/* std::min(std::max(v, lo), hi) lets NaN through; converting NaN to int16 gives 0 on x86 (the low half of
- * cvttss2si's 0x80000000). */
+/* std::min(std::max(v, lo), hi) lets NaN through; LiteRT's build then converts it to 0. */
 static int16_t clamp_to_i16_f32(float v) {
   if (v != v) return 0;
   v = v < -32768.0f ? -32768.0f : v;

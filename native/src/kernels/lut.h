@@ -25,10 +25,9 @@ void eq_lut_populate_16(float input_scale, int32_t input_zero_point, float outpu
 void eq_lut_populate_16_f64(double input_scale, int32_t input_zero_point, double output_scale,
                             int32_t output_zero_point, eq_lut_fn_f64 fn, int16_t lut[EQ_LUT16_SIZE]);
 
-/* C conversions of a float that is out of int32 range are undefined; LiteRT's x86 build gets the
- * cvttss2si/cvttsd2si answer, INT32_MIN, for NaN and out-of-range values. These give that answer. */
-int32_t eq_f32_to_i32_x86(float x);
-int32_t eq_f64_to_i32_x86(double x);
+/* static_cast<int32_t>(float) where the value may not fit: undefined in C and C++, and LiteRT's pip build
+ * (x86-64) turns out to saturate, with NaN giving 0; this does the same without the undefined cast. */
+int32_t eq_f32_to_i32_sat(float x);
 
 /* LUTLookup for int16: base entry plus the rounded slope times the low 7 bits. LiteRT keeps the slope in
  * an int16, so a step of more than 32767 between neighbours wraps; so does the sum. */
