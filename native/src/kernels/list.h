@@ -18,3 +18,7 @@ EQ_KERNEL(RESHAPE, eq_kernel_reshape)
 /* pooling and reductions */
 EQ_KERNEL(AVERAGE_POOL_2D, eq_kernel_average_pool_2d)
 EQ_KERNEL(MAX_POOL_2D, eq_kernel_max_pool_2d)
+EQ_KERNEL(MEAN, eq_kernel_mean)
+EQ_KERNEL(SUM, eq_kernel_sum)
+EQ_KERNEL(REDUCE_MAX, eq_kernel_reduce_max)
+EQ_KERNEL(REDUCE_MIN, eq_kernel_reduce_min)
