@@ -7,6 +7,7 @@ EQ_KERNEL(DEQUANTIZE, eq_kernel_dequantize)
 /* elementwise binary and simple activations */
 EQ_KERNEL(ADD, eq_kernel_add)
 EQ_KERNEL(SUB, eq_kernel_sub)
+EQ_KERNEL(MUL, eq_kernel_mul)
 /* transcendental activations (LUT / fixed-point) */
 EQ_KERNEL(LOGISTIC, eq_kernel_logistic)
 EQ_KERNEL(TANH, eq_kernel_tanh)
