@@ -9,6 +9,8 @@ EQ_KERNEL(ADD, eq_kernel_add)
 EQ_KERNEL(SUB, eq_kernel_sub)
 EQ_KERNEL(MUL, eq_kernel_mul)
 EQ_KERNEL(SQUARED_DIFFERENCE, eq_kernel_squared_difference)
+EQ_KERNEL(MAXIMUM, eq_kernel_maximum)
+EQ_KERNEL(MINIMUM, eq_kernel_minimum)
 /* transcendental activations (LUT / fixed-point) */
 EQ_KERNEL(LOGISTIC, eq_kernel_logistic)
 EQ_KERNEL(TANH, eq_kernel_tanh)
