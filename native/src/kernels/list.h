@@ -3,6 +3,8 @@
 EQ_KERNEL(QUANTIZE, eq_kernel_quantize)
 EQ_KERNEL(DEQUANTIZE, eq_kernel_dequantize)
 /* matmul family */
+EQ_KERNEL(FULLY_CONNECTED, eq_kernel_fully_connected)
+EQ_KERNEL(BATCH_MATMUL, eq_kernel_batch_matmul)
 /* convolution family */
 /* elementwise binary and simple activations */
 EQ_KERNEL(ADD, eq_kernel_add)

@@ -1,0 +1,126 @@
+/* Shared by FULLY_CONNECTED and BATCH_MATMUL: dot products that vectorize (contiguous rows, narrow
+ * products summed in int32 lanes over chunks short enough never to overflow, chunks summed in int64),
+ * LiteRT's zero-point-free "legacy" quantization parameters, and the float requantization of LiteRT's
+ * reference FULLY_CONNECTED. */
+#ifndef EDGEQ_KERNELS_MATMUL_COMMON_H_
+#define EDGEQ_KERNELS_MATMUL_COMMON_H_
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../fixedpoint.h"
+
+/* Chunk lengths: |int8*int8| <= 2^14, |uint8*uint8| < 2^16, |int16*int8| <= 2^22, so a chunk's int32 sum
+ * stays below 2^30 in magnitude. */
+#define MM_CHUNK_S8S8 65536
+#define MM_CHUNK_U8U8 16384
+#define MM_CHUNK_S16S8 256
+
+static inline int64_t mm_dot_s8s8(const int8_t* a, const int8_t* b, size_t n) {
+  int64_t total = 0;
+  while (n > 0) {
+    const size_t m = n < MM_CHUNK_S8S8 ? n : MM_CHUNK_S8S8;
+    int32_t acc = 0;
+    for (size_t k = 0; k < m; ++k) acc += (int32_t)a[k] * (int32_t)b[k];
+    total += acc;
+    a += m;
+    b += m;
+    n -= m;
+  }
+  return total;
+}
+
+static inline int64_t mm_dot_u8u8(const uint8_t* a, const uint8_t* b, size_t n) {
+  int64_t total = 0;
+  while (n > 0) {
+    const size_t m = n < MM_CHUNK_U8U8 ? n : MM_CHUNK_U8U8;
+    int32_t acc = 0;
+    for (size_t k = 0; k < m; ++k) acc += (int32_t)a[k] * (int32_t)b[k];
+    total += acc;
+    a += m;
+    b += m;
+    n -= m;
+  }
+  return total;
+}
+
+static inline int64_t mm_dot_s16s8(const int16_t* a, const int8_t* b, size_t n) {
+  int64_t total = 0;
+  while (n > 0) {
+    const size_t m = n < MM_CHUNK_S16S8 ? n : MM_CHUNK_S16S8;
+    int32_t acc = 0;
+    for (size_t k = 0; k < m; ++k) acc += (int32_t)a[k] * (int32_t)b[k];
+    total += acc;
+    a += m;
+    b += m;
+    n -= m;
+  }
+  return total;
+}
+
+/* |int16*int16| <= 2^30: summed in int64 directly. */
+static inline int64_t mm_dot_s16s16(const int16_t* a, const int16_t* b, size_t n) {
+  int64_t total = 0;
+  for (size_t k = 0; k < n; ++k) total += (int32_t)a[k] * (int32_t)b[k];
+  return total;
+}
+
+static inline int64_t mm_sum_s8(const int8_t* a, size_t n) {
+  int64_t total = 0;
+  for (size_t k = 0; k < n; ++k) total += a[k];
+  return total;
+}
+
+static inline int64_t mm_sum_u8(const uint8_t* a, size_t n) {
+  int64_t total = 0;
+  for (size_t k = 0; k < n; ++k) total += a[k];
+  return total;
+}
+
+static inline int64_t mm_sum_s16(const int16_t* a, size_t n) {
+  int64_t total = 0;
+  for (size_t k = 0; k < n; ++k) total += a[k];
+  return total;
+}
+
+/* LiteRT's TfLiteTensor::params: the scale and zero point of a per-tensor quantized tensor, 0 and 0 for a
+ * per-channel (or unquantized) one. Kernels that read params see per-channel tensors that way. */
+static inline float mm_legacy_scale(const eq_tensor* t) { return t->nq == 1 ? t->scale[0] : 0.0f; }
+static inline int64_t mm_legacy_zero_point(const eq_tensor* t) { return t->nq == 1 ? t->zero_point[0] : 0; }
+
+/* Two's-complement int32 arithmetic, as LiteRT's int32 accumulators and offsets wrap in practice. */
+static inline int32_t mm_wrap32(uint32_t x) { return (int32_t)x; }
+static inline int32_t mm_add_wrap32(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static inline int32_t mm_sub_wrap32(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
+
+/* static_cast<int32_t>(round(acc * scale)) as x86-64 executes it: cvttsd2si gives INT32_MIN for NaN and
+ * for values outside int32. */
+static inline int32_t mm_round_scale(double acc, double scale) {
+  const double r = round(acc * scale);
+  if (!(r >= -2147483648.0 && r < 2147483648.0)) return INT32_MIN;
+  return (int32_t)r;
+}
+
+/* std::max then std::min, in that order: a lower bound above the upper one yields the upper one. */
+static inline int32_t mm_clamp(int32_t v, int32_t lo, int32_t hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+/* Copies a rows x cols matrix of `size`-byte elements to its cols x rows transpose. */
+static inline void mm_transpose(const uint8_t* src, uint8_t* dst, size_t rows, size_t cols, size_t size) {
+  if (size == 1) {
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+    }
+  } else {
+    const int16_t* s = (const int16_t*)(const void*)src;
+    int16_t* d = (int16_t*)(void*)dst;
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t c = 0; c < cols; ++c) d[c * rows + r] = s[r * cols + c];
+    }
+  }
+}
+
+#endif
