@@ -23,6 +23,7 @@ EQ_KERNEL(TANH, eq_kernel_tanh)
 EQ_KERNEL(EXP, eq_kernel_exp)
 EQ_KERNEL(GELU, eq_kernel_gelu)
 EQ_KERNEL(ELU, eq_kernel_elu)
+EQ_KERNEL(SOFTMAX, eq_kernel_softmax)
 /* shape and data movement */
 EQ_KERNEL(RESHAPE, eq_kernel_reshape)
 /* pooling and reductions */
