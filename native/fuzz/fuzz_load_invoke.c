@@ -17,7 +17,7 @@
 
 /* Huge allocations a hostile shape asks for must come back as NULL (EDGEQ_ERROR_MEMORY), not abort. */
 const char* __asan_default_options(void);
-const char* __asan_default_options(void) { return "allocator_may_return_null=1:detect_leaks=1"; }
+const char* __asan_default_options(void) { return "allocator_may_return_null=1:max_allocation_size_mb=4096:detect_leaks=1"; }
 
 static void check(int ok) {
   if (!ok) abort();

@@ -121,7 +121,8 @@ def write_seeds(directory: Path = SEEDS) -> list[Path]:
                 except Exception as e:  # a converter refusal only drops that variant
                     print(f"skip {name} {activations} int_io={int_io}: {type(e).__name__}: {e}", file=sys.stderr)
                     continue
-                path = directory / f"{name}_{'a16w8' if activations == 'int16' else 'int8'}{'_intio' if int_io else ''}.tflite"
+                scheme = "a16w8" if activations == "int16" else "int8"
+                path = directory / f"{name}_{scheme}{'_intio' if int_io else ''}.tflite"
                 path.write_bytes(data)
                 written.append(path)
     return written
@@ -138,7 +139,7 @@ def _zoo_quantized(max_bytes: int) -> list[Path]:
         sys.path.insert(0, str(REPO))
         import edgeq
         from bench import zoo
-    except Exception as e:  # noqa: BLE001 - no zoo, no zoo seeds
+    except Exception as e:
         print(f"zoo seeds skipped: {e}", file=sys.stderr)
         return out
     for name in ZOO_SMALL:
@@ -154,7 +155,7 @@ def _zoo_quantized(max_bytes: int) -> list[Path]:
                         model = edgeq.load(float_path)
                         calib = edgeq.calibration.arrays(*entry.calib(16, 0), batch_size=1)
                         q = edgeq.quantize(model, calib, scheme=scheme, io=io, progress=False)
-                    except Exception as e:  # noqa: BLE001 - a refusal only drops that seed
+                    except Exception as e:
                         print(f"zoo {name} {scheme} {io}: {type(e).__name__}: {e}", file=sys.stderr)
                         continue
                     cache.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ def _opmodels(count: int) -> list[Path]:
     try:
         sys.path.insert(0, str(REPO))
         from tests.opmodels import op_models
-    except Exception as e:  # noqa: BLE001 - the module is optional here
+    except Exception as e:
         print(f"opmodels skipped: {e}", file=sys.stderr)
         return []
     paths = sorted((m.path for m in op_models()), key=lambda p: (p.stat().st_size, p.name))

@@ -33,7 +33,7 @@
 
 /* A hostile shape may ask for gigabytes: that must come back as EDGEQ_ERROR_MEMORY, not abort. */
 const char* __asan_default_options(void);
-const char* __asan_default_options(void) { return "allocator_may_return_null=1"; }
+const char* __asan_default_options(void) { return "allocator_may_return_null=1:max_allocation_size_mb=4096"; }
 
 /* Models whose activations exceed this load but are not invoked (a mutated dimension can legitimately
  * ask for gigabytes; filling them would only measure memset). */
@@ -558,6 +558,48 @@ static void mutate_model(const char* path, const uint8_t* data, size_t size, lon
   free(w.items);
 }
 
+/* The API's own argument checks, once: NULL and out-of-range arguments are EDGEQ_ERROR_ARGUMENT. */
+static void api_checks(const uint8_t* data, size_t size) {
+  current_model = "(API arguments)";
+  char error[64];
+  edgeq_model* model = NULL;
+  if (edgeq_model_load(data, size, NULL, error, sizeof error) != EDGEQ_ERROR_ARGUMENT) fail("load with out == NULL");
+  if (edgeq_model_load(NULL, 0, &model, error, sizeof error) != EDGEQ_ERROR_MALFORMED || model != NULL) {
+    fail("load of NULL data is not MALFORMED");
+  }
+  if (edgeq_model_load(NULL, 1000, &model, NULL, 0) != EDGEQ_ERROR_MALFORMED) fail("load of NULL data, no message");
+  error[0] = 'x';
+  if (edgeq_model_load("TFL3", 4, &model, error, 1) == EDGEQ_OK || error[0] != '\0') fail("1-byte message buffer");
+  edgeq_model_free(NULL);
+  edgeq_tensor_info info;
+  edgeq_op_info op;
+  if (edgeq_tensor_info_get(NULL, 0, &info) != EDGEQ_ERROR_ARGUMENT) fail("tensor_info_get(NULL)");
+  if (edgeq_op_info_get(NULL, 0, &op) != EDGEQ_ERROR_ARGUMENT) fail("op_info_get(NULL)");
+  if (edgeq_invoke(NULL) != EDGEQ_ERROR_ARGUMENT || edgeq_invoke_ops(NULL, 0, 0) != EDGEQ_ERROR_ARGUMENT) {
+    fail("invoke(NULL)");
+  }
+  if (edgeq_tensor_data(NULL, 0) != NULL || edgeq_arena_bytes(NULL) != 0 || edgeq_last_error(NULL)[0] != '\0') {
+    fail("accessors on NULL");
+  }
+  if (edgeq_model_load(data, size, &model, error, sizeof error) != EDGEQ_OK) return;
+  if (edgeq_tensor_info_get(model, -1, &info) != EDGEQ_ERROR_ARGUMENT ||
+      edgeq_tensor_info_get(model, edgeq_num_tensors(model), &info) != EDGEQ_ERROR_ARGUMENT ||
+      edgeq_tensor_info_get(model, 0, NULL) != EDGEQ_ERROR_ARGUMENT) {
+    fail("tensor_info_get out of range");
+  }
+  if (edgeq_op_info_get(model, edgeq_num_ops(model), &op) != EDGEQ_ERROR_ARGUMENT) fail("op_info_get out of range");
+  if (edgeq_invoke_ops(model, 0, edgeq_num_ops(model) + 1) != EDGEQ_ERROR_ARGUMENT ||
+      edgeq_invoke_ops(model, -1, 0) != EDGEQ_ERROR_ARGUMENT || edgeq_invoke_ops(model, 1, 0) != EDGEQ_ERROR_ARGUMENT) {
+    fail("invoke_ops out of range");
+  }
+  if (edgeq_last_error(model)[0] == '\0') fail("invoke_ops out of range left no message");
+  if (edgeq_input_tensor(model, -1) != -1 || edgeq_output_tensor(model, edgeq_num_outputs(model)) != -1 ||
+      edgeq_tensor_data(model, -1) != NULL || edgeq_tensor_data(model, edgeq_num_tensors(model)) != NULL) {
+    fail("index accessors out of range");
+  }
+  edgeq_model_free(model);
+}
+
 static int usage(void) {
   fprintf(stderr, "usage: mutate [--mutants N] [--seed S] [--crash-dir DIR] [--verbose] MODEL.tflite...\n");
   return 2;
@@ -593,6 +635,7 @@ int main(int argc, char** argv) {
       }
       counts c;
       memset(&c, 0, sizeof c);
+      if (nmodels == 0) api_checks(data, size);
       mutate_model(argv[a], data, size, budget, seed, &c, verbose);
       print_counts(argv[a], &c);
       total.mutants += c.mutants;
