@@ -24,6 +24,7 @@ EQ_KERNEL(EXP, eq_kernel_exp)
 EQ_KERNEL(GELU, eq_kernel_gelu)
 EQ_KERNEL(ELU, eq_kernel_elu)
 EQ_KERNEL(SOFTMAX, eq_kernel_softmax)
+EQ_KERNEL(HARD_SWISH, eq_kernel_hard_swish)
 /* shape and data movement */
 EQ_KERNEL(RESHAPE, eq_kernel_reshape)
 /* pooling and reductions */
