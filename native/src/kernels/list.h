@@ -27,6 +27,8 @@ EQ_KERNEL(GELU, eq_kernel_gelu)
 EQ_KERNEL(ELU, eq_kernel_elu)
 EQ_KERNEL(SOFTMAX, eq_kernel_softmax)
 EQ_KERNEL(HARD_SWISH, eq_kernel_hard_swish)
+EQ_KERNEL(SQRT, eq_kernel_sqrt)
+EQ_KERNEL(RSQRT, eq_kernel_rsqrt)
 /* shape and data movement */
 EQ_KERNEL(RESHAPE, eq_kernel_reshape)
 /* pooling and reductions */

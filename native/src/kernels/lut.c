@@ -45,6 +45,11 @@ int32_t eq_f32_to_i32_sat(float x) {
   return (int32_t)x;
 }
 
+int32_t eq_f32_to_i32_cvtt(float x) {
+  if (!(x >= -2147483648.0f && x < 2147483648.0f)) return INT32_MIN; /* NaN too */
+  return (int32_t)x;
+}
+
 void eq_lut_populate_8(int is_signed, float input_scale, int32_t input_zero_point, float output_scale,
                        int32_t output_zero_point, eq_lut_fn fn, const void* params, uint8_t lut[256]) {
   const float inverse_scale = 1 / output_scale;

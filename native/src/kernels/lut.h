@@ -28,6 +28,9 @@ void eq_lut_populate_16_f64(double input_scale, int32_t input_zero_point, double
 /* static_cast<int32_t>(float) where the value may not fit: undefined in C and C++, and LiteRT's pip build
  * (x86-64) turns out to saturate, with NaN giving 0; this does the same without the undefined cast. */
 int32_t eq_f32_to_i32_sat(float x);
+/* Where the compiled code is a bare cvttss2si instead (SQRT's quantized path), NaN and out-of-range values
+ * give INT32_MIN. */
+int32_t eq_f32_to_i32_cvtt(float x);
 
 /* LUTLookup for int16: base entry plus the rounded slope times the low 7 bits. LiteRT keeps the slope in
  * an int16, so a step of more than 32767 between neighbours wraps; so does the sum. */
