@@ -19,6 +19,8 @@ EQ_KERNEL(RELU_N1_TO_1, eq_kernel_relu_n1_to_1)
 EQ_KERNEL(RELU_0_TO_1, eq_kernel_relu_0_to_1)
 EQ_KERNEL(LEAKY_RELU, eq_kernel_leaky_relu)
 EQ_KERNEL(PRELU, eq_kernel_prelu)
+EQ_KERNEL(NEG, eq_kernel_neg)
+EQ_KERNEL(ABS, eq_kernel_abs)
 /* transcendental activations (LUT / fixed-point) */
 EQ_KERNEL(LOGISTIC, eq_kernel_logistic)
 EQ_KERNEL(TANH, eq_kernel_tanh)
