@@ -48,6 +48,10 @@ static inline edgeq_status eq_pool_prepare(eq_context* ctx, eq_node* node, eq_po
   if (input->ndim != 4) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has %d dimensions, not 4", (int)input->ndim);
   edgeq_status s = eq_check_quantized(ctx, input, "input");
   if (s != EDGEQ_OK || (s = eq_check_quantized(ctx, output, "output")) != EDGEQ_OK) return s;
+  if (input->nq != 1 || output->nq != 1) {
+    /* LiteRT reads per-tensor params, which are 0 for per-channel tensors (the activation range breaks). */
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "per-channel quantized %s", input->nq != 1 ? "input" : "output");
+  }
 
   /* Options of another table type read as absent, as LiteRT's parser treats them. */
   const int has = node->has_options && node->options_type == EQ_OPTIONS_POOL2D;
