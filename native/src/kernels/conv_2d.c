@@ -1,0 +1,509 @@
+/* CONV_2D on int8 (per-channel or per-tensor int8 / INT4 filters), legacy uint8 and int16x8 (int8 / INT4
+ * filters, int64 bias, or int32 bias when quantized_bias_type says so), with groups, strides, dilations and
+ * fused activations, bit-exact with LiteRT's reference ConvPerChannel / Conv.
+ *
+ * The reference sums filter * (input - input_zero_point) over the taps that fall inside the image. Here the
+ * filter is widened to int16 at load (with the uint8 filter offset added), the input-offset term
+ * input_offset * sum(filter) is folded into the bias, and every output pixel becomes one row of a matrix
+ * product: 1x1 convolutions read their rows straight from the input, others copy their window into a
+ * scratch row (im2col) where taps outside the image hold the input zero point. A padded tap then adds
+ * filter * zero_point, which the folded term cancels exactly (all in wrapping int32, as LiteRT's
+ * accumulator behaves), so borders need no special case. */
+#include "conv_common.h"
+
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define CONV2D_SSE2 1
+#endif
+
+#if defined(__GNUC__)
+#define CONV2D_INLINE inline __attribute__((always_inline))
+#else
+#define CONV2D_INLINE inline
+#endif
+
+enum { KIND_S8, KIND_U8, KIND_S16_ACC32, KIND_S16_ACC64 };
+enum { MAX_BLOCK = 32 }; /* output pixels per matrix-product call: their rows stay in L1 while 4 channels' weights stream */
+
+typedef struct conv2d_data {
+  int kind;
+  int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
+  int32_t kh, kw, groups, group_in, group_out;
+  int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+  int32_t k;       /* taps * channels of one group: the length of a row */
+  int32_t kstride; /* k rounded up to 8: the length of a weight row and of an im2col row */
+  int direct;      /* 1x1 with no padding: rows are input pixels */
+  int32_t block;   /* pixels per im2col block */
+  int32_t scratch; /* im2col slot, -1 when direct */
+  int16_t* weights;        /* [out_c][kstride], zero padded */
+  uint32_t* bias32;        /* 8-bit: bias + input_offset * sum(weights); int16 acc32: bias */
+  int64_t* bias64;         /* int16 acc64: bias */
+  int32_t* multiplier;
+  int32_t* shift;
+  int32_t in_zp, out_zp, act_min, act_max;
+} conv2d_data;
+
+/* ----------------------------------------------------------------------------------------------------
+ * 8-bit matrix product: out[m][n] = requantize(bias[n] + sum_k row_m[k] * weights[n][k]). */
+
+typedef struct gemm_args {
+  int32_t k, kstride, n;
+  const int16_t* weights;
+  const uint32_t* bias;
+  const int32_t* multiplier;
+  const int32_t* shift;
+  int32_t out_zp, act_min, act_max;
+} gemm_args;
+
+static CONV2D_INLINE void store4(const gemm_args* g, int32_t n, const uint32_t acc[4], uint8_t* out) {
+  for (int j = 0; j < 4; ++j) {
+    out[j] = (uint8_t)conv_requantize8(acc[j] + g->bias[n + j], g->multiplier[n + j], g->shift[n + j], g->out_zp,
+                                       g->act_min, g->act_max);
+  }
+}
+
+/* Scalar dot product of k values: the tail past the last multiple of 8, and the portable path. */
+static CONV2D_INLINE uint32_t dot_scalar(const uint8_t* a, const int16_t* w, int32_t from, int32_t k, int is_unsigned) {
+  uint32_t s = 0;
+  for (int32_t i = from; i < k; ++i) {
+    const int32_t x = is_unsigned ? (int32_t)a[i] : (int32_t)(int8_t)a[i];
+    s += (uint32_t)(x * (int32_t)w[i]);
+  }
+  return s;
+}
+
+#if CONV2D_SSE2
+static CONV2D_INLINE __m128i load8(const uint8_t* p, int is_unsigned) {
+  const __m128i v = _mm_loadl_epi64((const __m128i*)(const void*)p);
+  return is_unsigned ? _mm_unpacklo_epi8(v, _mm_setzero_si128()) : _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+}
+
+/* The four lane sums of a, b, c, d as one vector [sum a, sum b, sum c, sum d]. */
+static CONV2D_INLINE __m128i hsum4(__m128i a, __m128i b, __m128i c, __m128i d) {
+  const __m128i ab = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
+  const __m128i cd = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
+  return _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd));
+}
+#endif
+
+/* Two rows by four weight rows. pmaddwd multiplies int16 pairs exactly and adds them in int32; its only
+ * overflow (both pairs -32768 * -32768) cannot occur with 8-bit inputs. */
+static CONV2D_INLINE void dot_2x4(const gemm_args* g, const uint8_t* a0, const uint8_t* a1, const int16_t* w,
+                                  uint32_t acc0[4], uint32_t acc1[4], int is_unsigned) {
+  const int32_t k = g->k;
+  const size_t ws = (size_t)g->kstride;
+  int32_t i = 0;
+#if CONV2D_SSE2
+  __m128i c00 = _mm_setzero_si128(), c01 = c00, c02 = c00, c03 = c00;
+  __m128i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  for (; i + 8 <= k; i += 8) {
+    const __m128i w0 = _mm_loadu_si128((const __m128i*)(const void*)(w + i));
+    const __m128i w1 = _mm_loadu_si128((const __m128i*)(const void*)(w + ws + i));
+    const __m128i w2 = _mm_loadu_si128((const __m128i*)(const void*)(w + 2 * ws + i));
+    const __m128i w3 = _mm_loadu_si128((const __m128i*)(const void*)(w + 3 * ws + i));
+    const __m128i x0 = load8(a0 + i, is_unsigned);
+    const __m128i x1 = load8(a1 + i, is_unsigned);
+    c00 = _mm_add_epi32(c00, _mm_madd_epi16(x0, w0));
+    c01 = _mm_add_epi32(c01, _mm_madd_epi16(x0, w1));
+    c02 = _mm_add_epi32(c02, _mm_madd_epi16(x0, w2));
+    c03 = _mm_add_epi32(c03, _mm_madd_epi16(x0, w3));
+    c10 = _mm_add_epi32(c10, _mm_madd_epi16(x1, w0));
+    c11 = _mm_add_epi32(c11, _mm_madd_epi16(x1, w1));
+    c12 = _mm_add_epi32(c12, _mm_madd_epi16(x1, w2));
+    c13 = _mm_add_epi32(c13, _mm_madd_epi16(x1, w3));
+  }
+  _mm_storeu_si128((__m128i*)(void*)acc0, hsum4(c00, c01, c02, c03));
+  _mm_storeu_si128((__m128i*)(void*)acc1, hsum4(c10, c11, c12, c13));
+#else
+  for (int j = 0; j < 4; ++j) acc0[j] = acc1[j] = 0;
+#endif
+  for (int j = 0; j < 4; ++j) {
+    acc0[j] += dot_scalar(a0, w + j * ws, i, k, is_unsigned);
+    acc1[j] += dot_scalar(a1, w + j * ws, i, k, is_unsigned);
+  }
+}
+
+static CONV2D_INLINE void dot_1x4(const gemm_args* g, const uint8_t* a0, const int16_t* w, uint32_t acc0[4],
+                                  int is_unsigned) {
+  const int32_t k = g->k;
+  const size_t ws = (size_t)g->kstride;
+  int32_t i = 0;
+#if CONV2D_SSE2
+  __m128i c0 = _mm_setzero_si128(), c1 = c0, c2 = c0, c3 = c0;
+  for (; i + 8 <= k; i += 8) {
+    const __m128i x0 = load8(a0 + i, is_unsigned);
+    c0 = _mm_add_epi32(c0, _mm_madd_epi16(x0, _mm_loadu_si128((const __m128i*)(const void*)(w + i))));
+    c1 = _mm_add_epi32(c1, _mm_madd_epi16(x0, _mm_loadu_si128((const __m128i*)(const void*)(w + ws + i))));
+    c2 = _mm_add_epi32(c2, _mm_madd_epi16(x0, _mm_loadu_si128((const __m128i*)(const void*)(w + 2 * ws + i))));
+    c3 = _mm_add_epi32(c3, _mm_madd_epi16(x0, _mm_loadu_si128((const __m128i*)(const void*)(w + 3 * ws + i))));
+  }
+  _mm_storeu_si128((__m128i*)(void*)acc0, hsum4(c0, c1, c2, c3));
+#else
+  for (int j = 0; j < 4; ++j) acc0[j] = 0;
+#endif
+  for (int j = 0; j < 4; ++j) acc0[j] += dot_scalar(a0, w + j * ws, i, k, is_unsigned);
+}
+
+static CONV2D_INLINE uint32_t dot_1x1(const gemm_args* g, const uint8_t* a0, const int16_t* w, int is_unsigned) {
+  const int32_t k = g->k;
+  int32_t i = 0;
+  uint32_t s = 0;
+#if CONV2D_SSE2
+  __m128i c = _mm_setzero_si128();
+  for (; i + 8 <= k; i += 8) {
+    c = _mm_add_epi32(c, _mm_madd_epi16(load8(a0 + i, is_unsigned), _mm_loadu_si128((const __m128i*)(const void*)(w + i))));
+  }
+  uint32_t lanes[4];
+  _mm_storeu_si128((__m128i*)(void*)lanes, c);
+  s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+#endif
+  return s + dot_scalar(a0, w, i, k, is_unsigned);
+}
+
+static CONV2D_INLINE void gemm8(const gemm_args* g, const uint8_t* const* rows, int32_t m, uint8_t* out,
+                                size_t out_stride, int is_unsigned) {
+  const size_t ws = (size_t)g->kstride;
+  int32_t n = 0;
+  for (; n + 4 <= g->n; n += 4) {
+    const int16_t* w = g->weights + (size_t)n * ws;
+    int32_t r = 0;
+    for (; r + 2 <= m; r += 2) {
+      uint32_t acc0[4], acc1[4];
+      dot_2x4(g, rows[r], rows[r + 1], w, acc0, acc1, is_unsigned);
+      store4(g, n, acc0, out + (size_t)r * out_stride + (size_t)n);
+      store4(g, n, acc1, out + (size_t)(r + 1) * out_stride + (size_t)n);
+    }
+    if (r < m) {
+      uint32_t acc0[4];
+      dot_1x4(g, rows[r], w, acc0, is_unsigned);
+      store4(g, n, acc0, out + (size_t)r * out_stride + (size_t)n);
+    }
+  }
+  for (; n < g->n; ++n) {
+    const int16_t* w = g->weights + (size_t)n * ws;
+    for (int32_t r = 0; r < m; ++r) {
+      const uint32_t acc = dot_1x1(g, rows[r], w, is_unsigned) + g->bias[n];
+      out[(size_t)r * out_stride + (size_t)n] =
+          (uint8_t)conv_requantize8(acc, g->multiplier[n], g->shift[n], g->out_zp, g->act_min, g->act_max);
+    }
+  }
+}
+
+static void gemm_s8(const gemm_args* g, const uint8_t* const* rows, int32_t m, uint8_t* out, size_t out_stride) {
+  gemm8(g, rows, m, out, out_stride, 0);
+}
+
+static void gemm_u8(const gemm_args* g, const uint8_t* const* rows, int32_t m, uint8_t* out, size_t out_stride) {
+  gemm8(g, rows, m, out, out_stride, 1);
+}
+
+/* ----------------------------------------------------------------------------------------------------
+ * int16 activations: the same rows, plain C. Products are at most 2^15 * 2^7; chunks of 256 of them fit an
+ * int32 exactly before they join the int64 accumulator. The int32-bias variant wraps like LiteRT's int32
+ * accumulator. */
+
+static void gemm_s16(const conv2d_data* d, const int16_t* const* rows, int32_t m, const int16_t* weights,
+                     int32_t first_channel, int16_t* out, size_t out_stride) {
+  const int32_t k = d->k;
+  for (int32_t r = 0; r < m; ++r) {
+    const int16_t* a = rows[r];
+    for (int32_t n = 0; n < d->group_out; ++n) {
+      const int16_t* w = weights + (size_t)n * (size_t)d->kstride;
+      const int32_t c = first_channel + n;
+      int32_t v;
+      if (d->kind == KIND_S16_ACC64) {
+        int64_t acc = d->bias64[c];
+        for (int32_t i0 = 0; i0 < k; i0 += 256) {
+          const int32_t i1 = k - i0 < 256 ? k : i0 + 256;
+          int32_t s = 0;
+          for (int32_t i = i0; i < i1; ++i) s += (int32_t)a[i] * (int32_t)w[i];
+          acc = (int64_t)((uint64_t)acc + (uint64_t)(int64_t)s);
+        }
+        v = conv_mbqm64(acc, d->multiplier[c], d->shift[c]);
+      } else {
+        uint32_t acc = d->bias32[c];
+        for (int32_t i = 0; i < k; ++i) acc += (uint32_t)((int32_t)a[i] * (int32_t)w[i]);
+        v = eq_mbqm((int32_t)acc, d->multiplier[c], d->shift[c]);
+      }
+      v = v < d->act_min ? d->act_min : (v > d->act_max ? d->act_max : v);
+      out[(size_t)r * out_stride + (size_t)n] = (int16_t)v;
+    }
+  }
+}
+
+/* ----------------------------------------------------------------------------------------------------
+ * Rows: one output pixel's window, as a pointer into the input (direct) or copied into scratch. */
+
+static void im2col_row(const conv2d_data* d, const uint8_t* image, int32_t group, int32_t oy, int32_t ox,
+                       size_t elem, uint8_t* dst) {
+  const size_t run = (size_t)d->group_in * elem;
+  for (int32_t fy = 0; fy < d->kh; ++fy) {
+    const int64_t iy = (int64_t)oy * d->stride_h - d->pad_h + (int64_t)fy * d->dil_h;
+    for (int32_t fx = 0; fx < d->kw; ++fx) {
+      const int64_t ix = (int64_t)ox * d->stride_w - d->pad_w + (int64_t)fx * d->dil_w;
+      if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w) {
+        memcpy(dst, image + (((size_t)iy * (size_t)d->in_w + (size_t)ix) * (size_t)d->in_c + (size_t)group * d->group_in) * elem,
+               run);
+      } else if (elem == 1) {
+        memset(dst, d->in_zp & 0xFF, run); /* the zero point, which the folded bias cancels */
+      } else {
+        memset(dst, 0, run); /* int16 zero points are 0 */
+      }
+      dst += run;
+    }
+  }
+  memset(dst, 0, ((size_t)d->kstride - (size_t)d->k) * elem);
+}
+
+static edgeq_status invoke(eq_context* ctx, eq_node* node) {
+  const conv2d_data* d = node->user;
+  const eq_tensor* input = eq_input(ctx, node, 0);
+  eq_tensor* output = eq_output(ctx, node, 0);
+  if (output->count == 0) return EDGEQ_OK;
+  const size_t elem = d->kind == KIND_S8 || d->kind == KIND_U8 ? 1 : 2;
+  uint8_t* scratch = d->scratch >= 0 ? eq_scratch(ctx, node, d->scratch) : NULL;
+  const size_t image_elems = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c;
+  const int32_t pixels = d->out_h * d->out_w;
+  const uint8_t* rows8[MAX_BLOCK];
+  const int16_t* rows16[MAX_BLOCK];
+  gemm_args g = {d->kstride, d->kstride, d->group_out, NULL, NULL, NULL, NULL, d->out_zp, d->act_min, d->act_max};
+  if (d->direct) g.k = d->k;
+  for (int32_t b = 0; b < d->batches; ++b) {
+    const uint8_t* image = input->data + (size_t)b * image_elems * elem;
+    uint8_t* out_image = output->data + (size_t)b * (size_t)pixels * (size_t)d->out_c * elem;
+    for (int32_t group = 0; group < d->groups; ++group) {
+      const int32_t first_channel = group * d->group_out;
+      g.weights = d->weights + (size_t)first_channel * (size_t)d->kstride;
+      if (d->bias32) g.bias = d->bias32 + first_channel;
+      g.multiplier = d->multiplier + first_channel;
+      g.shift = d->shift + first_channel;
+      for (int32_t p0 = 0; p0 < pixels; p0 += d->block) {
+        const int32_t m = pixels - p0 < d->block ? pixels - p0 : d->block;
+        for (int32_t r = 0; r < m; ++r) {
+          const int32_t oy = (p0 + r) / d->out_w, ox = (p0 + r) % d->out_w;
+          const uint8_t* row;
+          if (d->direct) {
+            const size_t at = ((size_t)oy * (size_t)d->stride_h * (size_t)d->in_w + (size_t)ox * (size_t)d->stride_w) *
+                                  (size_t)d->in_c + (size_t)group * (size_t)d->group_in;
+            row = image + at * elem;
+          } else {
+            uint8_t* dst = scratch + (size_t)r * (size_t)d->kstride * elem;
+            im2col_row(d, image, group, oy, ox, elem, dst);
+            row = dst;
+          }
+          rows8[r] = row;
+          rows16[r] = (const int16_t*)(const void*)row;
+        }
+        uint8_t* out = out_image + ((size_t)p0 * (size_t)d->out_c + (size_t)first_channel) * elem;
+        switch (d->kind) {
+          case KIND_S8:
+            gemm_s8(&g, rows8, m, out, (size_t)d->out_c);
+            break;
+          case KIND_U8:
+            gemm_u8(&g, rows8, m, out, (size_t)d->out_c);
+            break;
+          default:
+            gemm_s16(d, rows16, m, g.weights, first_channel, (int16_t*)(void*)out,
+                     (size_t)d->out_c);
+            break;
+        }
+      }
+    }
+  }
+  return EDGEQ_OK;
+}
+
+/* ----------------------------------------------------------------------------------------------------
+ * Prepare: LiteRT's conv.cc Prepare checks, then the widened weights, folded biases and multipliers. */
+
+static edgeq_status prepare(eq_context* ctx, eq_node* node) {
+  if (node->noutputs != 1 || (node->ninputs != 2 && node->ninputs != 3)) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 2 or 3 inputs and 1 output, has %d and %d",
+                    (int)node->ninputs, (int)node->noutputs);
+  }
+  eq_tensor* input = eq_input(ctx, node, 0);
+  eq_tensor* filter = eq_input(ctx, node, 1);
+  eq_tensor* bias = node->ninputs == 3 ? eq_input(ctx, node, 2) : NULL;
+  eq_tensor* output = eq_output(ctx, node, 0);
+  if (input == NULL || filter == NULL || output == NULL) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input, filter and output are required");
+  }
+  edgeq_status s = conv_check_options(ctx, node, CONV_OPTIONS_CONV2D);
+  if (s != EDGEQ_OK) return s;
+  if (input->type != EQ_T_INT8 && input->type != EQ_T_UINT8 && input->type != EQ_T_INT16) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "input type %s; edgeq runs INT8, UINT8 and INT16 convolutions",
+                    eq_type_name(input->type));
+  }
+  if ((s = conv_check_output(ctx, node, input, output)) != EDGEQ_OK) return s;
+  if (input->ndim != 4 || filter->ndim != 4) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input and filter must be 4-D, are %d-D and %d-D", (int)input->ndim,
+                    (int)filter->ndim);
+  }
+  for (int i = 1; i < 4; ++i) {
+    if (input->dims[i] <= 0) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input dimension %d is %d", i, (int)input->dims[i]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    if (filter->dims[i] <= 0) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "filter dimension %d is %d", i, (int)filter->dims[i]);
+  }
+  const int32_t in_c = input->dims[3], out_c = filter->dims[0], group_in = filter->dims[3];
+  if (in_c % group_in != 0) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has %d channels, not a multiple of the filter's %d", (int)in_c,
+                    (int)group_in);
+  }
+  const int32_t groups = in_c / group_in;
+  if (out_c % groups != 0) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "%d output channels do not split into %d groups", (int)out_c,
+                    (int)groups);
+  }
+  const int is8 = input->type != EQ_T_INT16;
+  if (input->type == EQ_T_UINT8 ? filter->type != EQ_T_UINT8 : (filter->type != EQ_T_INT8 && filter->type != EQ_T_INT4)) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "filter type %s with input type %s", eq_type_name(filter->type),
+                    eq_type_name(input->type));
+  }
+  if (!filter->is_constant || filter->data == NULL) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "filter '%s' is not a constant; edgeq prepares filters at load",
+                    filter->name);
+  }
+  if ((s = conv_check_activation(ctx, input, "input")) != EDGEQ_OK) return s;
+  if ((s = conv_check_activation(ctx, output, "output")) != EDGEQ_OK) return s;
+  if ((s = conv_check_filter_quant(ctx, filter, out_c)) != EDGEQ_OK) return s;
+  int32_t filter_offset = 0;
+  if (input->type == EQ_T_UINT8) {
+    if (filter->nq != 1) {
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "uint8 convolution with per-channel filter scales");
+    }
+    if (filter->zero_point[0] < 0 || filter->zero_point[0] > 255) {
+      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "uint8 filter zero point %lld", (long long)filter->zero_point[0]);
+    }
+    filter_offset = -(int32_t)filter->zero_point[0];
+  } else {
+    for (int32_t i = 0; i < filter->nq; ++i) {
+      if (filter->zero_point[i] != 0) {
+        return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "filter zero point %lld at channel %d; LiteRT needs 0",
+                        (long long)filter->zero_point[i], (int)i);
+      }
+    }
+  }
+
+  /* Options (Conv2DOptions field ids). */
+  const int32_t padding = eq_opt_i8(node, 0, EQ_PAD_SAME);
+  const int32_t stride_w = eq_opt_i32(node, 1, 0), stride_h = eq_opt_i32(node, 2, 0);
+  const int32_t activation = eq_opt_i8(node, 3, EQ_ACT_NONE);
+  const int32_t dil_w = eq_opt_i32(node, 4, 1), dil_h = eq_opt_i32(node, 5, 1);
+  const int32_t bias_type = eq_opt_i8(node, 6, CONV_TENSOR_TYPE_FLOAT32);
+  if (stride_w <= 0 || stride_h <= 0 || dil_w <= 0 || dil_h <= 0) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "strides (%d, %d) and dilations (%d, %d) must be positive",
+                    (int)stride_h, (int)stride_w, (int)dil_h, (int)dil_w);
+  }
+
+  int kind = input->type == EQ_T_INT8 ? KIND_S8 : (input->type == EQ_T_UINT8 ? KIND_U8 : KIND_S16_ACC64);
+  if (bias != NULL) {
+    if ((s = conv_check_bias(ctx, bias, out_c, 1, !is8, 1)) != EDGEQ_OK) return s;
+  }
+  if (!is8) {
+    /* LiteRT takes the int32 accumulator only when quantized_bias_type says INT32; otherwise it reads the
+     * bias as int64 whatever its type. */
+    if (bias_type != CONV_TENSOR_TYPE_FLOAT32 && bias_type != CONV_TENSOR_TYPE_INT32 &&
+        bias_type != CONV_TENSOR_TYPE_INT64) {
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "quantized_bias_type %d; LiteRT takes INT32 or INT64",
+                      (int)bias_type);
+    }
+    if (bias_type == CONV_TENSOR_TYPE_INT32) kind = KIND_S16_ACC32;
+    if (bias != NULL && bias_type != CONV_TENSOR_TYPE_FLOAT32 &&
+        bias->type != (bias_type == CONV_TENSOR_TYPE_INT32 ? EQ_T_INT32 : EQ_T_INT64)) {
+      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "bias type %s differs from quantized_bias_type",
+                      eq_type_name(bias->type));
+    }
+    if (bias != NULL && kind == KIND_S16_ACC64 && bias->type != EQ_T_INT64) {
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
+                      "int16 convolution with an INT32 bias needs quantized_bias_type INT32 (LiteRT would read the "
+                      "bias as int64)");
+    }
+  }
+
+  int32_t out_h, out_w, pad_h, pad_w;
+  if (!conv_window(padding, input->dims[1], filter->dims[1], stride_h, dil_h, &out_h, &pad_h) ||
+      !conv_window(padding, input->dims[2], filter->dims[2], stride_w, dil_w, &out_w, &pad_w)) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "padding %d, strides (%d, %d), dilations (%d, %d) do not fit the input",
+                    (int)padding, (int)stride_h, (int)stride_w, (int)dil_h, (int)dil_w);
+  }
+  if (output->dims[0] != input->dims[0] || output->dims[1] != out_h || output->dims[2] != out_w ||
+      output->dims[3] != out_c) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output shape [%d, %d, %d, %d] should be [%d, %d, %d, %d]",
+                    (int)output->dims[0], (int)output->dims[1], (int)output->dims[2], (int)output->dims[3],
+                    (int)input->dims[0], (int)out_h, (int)out_w, (int)out_c);
+  }
+
+  conv2d_data* d = eq_alloc(ctx, sizeof *d);
+  if (d == NULL) return EDGEQ_ERROR_MEMORY;
+  node->user = d;
+  d->kind = kind;
+  d->batches = input->dims[0];
+  d->in_h = input->dims[1];
+  d->in_w = input->dims[2];
+  d->in_c = in_c;
+  d->out_h = out_h;
+  d->out_w = out_w;
+  d->out_c = out_c;
+  d->kh = filter->dims[1];
+  d->kw = filter->dims[2];
+  d->groups = groups;
+  d->group_in = group_in;
+  d->group_out = out_c / groups;
+  d->stride_h = stride_h;
+  d->stride_w = stride_w;
+  d->dil_h = dil_h;
+  d->dil_w = dil_w;
+  d->pad_h = pad_h;
+  d->pad_w = pad_w;
+  const size_t k = filter->count / (size_t)out_c;
+  if (k > (size_t)INT32_MAX - 8) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "filter rows of %zu values", k);
+  d->k = (int32_t)k;
+  d->kstride = (int32_t)((k + 7) & ~(size_t)7);
+  d->in_zp = (int32_t)input->zero_point[0];
+  d->out_zp = (int32_t)output->zero_point[0];
+  d->direct = d->kh == 1 && d->kw == 1 && pad_h == 0 && pad_w == 0;
+  d->block = MAX_BLOCK;
+  d->scratch = -1;
+  if (!d->direct) {
+    const size_t row_bytes = (size_t)d->kstride * (is8 ? 1 : 2);
+    size_t block = ((size_t)64 << 10) / row_bytes; /* keep the block's rows near 64 KiB */
+    if (block > MAX_BLOCK) block = MAX_BLOCK;
+    if (block < 2) block = 2;
+    d->block = (int32_t)block;
+    d->scratch = eq_request_scratch(ctx, node, block * row_bytes);
+    if (d->scratch < 0) return EDGEQ_ERROR_MEMORY;
+  }
+
+  /* Weights widened to int16 with the uint8 offset added, rows padded with zeros. */
+  d->weights = eq_alloc(ctx, (size_t)out_c * (size_t)d->kstride * sizeof(int16_t));
+  d->multiplier = eq_alloc(ctx, sizeof(int32_t) * (size_t)out_c);
+  d->shift = eq_alloc(ctx, sizeof(int32_t) * (size_t)out_c);
+  if (d->weights == NULL || d->multiplier == NULL || d->shift == NULL) return EDGEQ_ERROR_MEMORY;
+  for (int32_t c = 0; c < out_c; ++c) {
+    for (size_t i = 0; i < k; ++i) {
+      d->weights[(size_t)c * (size_t)d->kstride + i] = (int16_t)(conv_filter_at(filter, (size_t)c * k + i) + filter_offset);
+    }
+  }
+  if (kind == KIND_S16_ACC64) {
+    d->bias64 = eq_alloc(ctx, sizeof(int64_t) * (size_t)out_c);
+    if (d->bias64 == NULL) return EDGEQ_ERROR_MEMORY;
+    for (int32_t c = 0; c < out_c; ++c) d->bias64[c] = conv_bias_at(bias, (size_t)c);
+  } else {
+    d->bias32 = eq_alloc(ctx, sizeof(uint32_t) * (size_t)out_c);
+    if (d->bias32 == NULL) return EDGEQ_ERROR_MEMORY;
+    const uint32_t input_offset = (uint32_t)-d->in_zp;
+    for (int32_t c = 0; c < out_c; ++c) {
+      uint32_t sum = 0;
+      for (size_t i = 0; i < k; ++i) sum += (uint32_t)(int32_t)d->weights[(size_t)c * (size_t)d->kstride + i];
+      d->bias32[c] = (uint32_t)conv_bias_at(bias, (size_t)c) + (is8 ? input_offset * sum : 0u);
+    }
+  }
+  if ((s = conv_multipliers(ctx, input, filter, bias, output, out_c, kind == KIND_S16_ACC64 ? 14 : 31,
+                            d->multiplier, d->shift)) != EDGEQ_OK) {
+    return s;
+  }
+  return eq_activation_range(ctx, activation, output, &d->act_min, &d->act_max);
+}
+
+const eq_kernel eq_kernel_conv_2d = {prepare, invoke};

@@ -1,0 +1,224 @@
+/* What CONV_2D, DEPTHWISE_CONV_2D and TRANSPOSE_CONV share: LiteRT's window arithmetic (padding.h), the
+ * output multipliers of PopulateConvolutionQuantizationParams, bias and filter checks, INT4 unpacking and
+ * the requantization step of the reference kernels. Everything is static inline: each kernel file is its
+ * own translation unit. */
+#ifndef EDGEQ_CONV_COMMON_H_
+#define EDGEQ_CONV_COMMON_H_
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../fixedpoint.h"
+
+/* BuiltinOptions union members and TensorType values as schema.fbs numbers them. */
+enum { CONV_OPTIONS_CONV2D = 1, CONV_OPTIONS_DEPTHWISE = 2, CONV_OPTIONS_TRANSPOSE = 49 };
+enum { CONV_TENSOR_TYPE_FLOAT32 = 0, CONV_TENSOR_TYPE_INT32 = 2, CONV_TENSOR_TYPE_INT64 = 4 };
+
+/* ComputeOutSizeChecked and ComputePaddingWithOffsetChecked: how many positions a window of `filter` taps
+ * spaced `dilation` apart takes over `in` with `stride`, and the padding before the first row. 0 where
+ * LiteRT refuses (unknown padding, non-positive stride or dilation, a negative or oversized result). C's
+ * division truncates toward zero as C++'s does, so VALID sizes that round up from a negative fraction
+ * give 0 here as there. */
+static inline int conv_window(int32_t padding, int64_t in, int64_t filter, int64_t stride, int64_t dilation,
+                              int32_t* out, int32_t* pad_before) {
+  if ((padding != EQ_PAD_SAME && padding != EQ_PAD_VALID) || in < 0 || filter <= 0 || stride <= 0 ||
+      dilation <= 0) {
+    return 0;
+  }
+  const int64_t effective = (filter - 1) * dilation + 1;
+  const int64_t size = padding == EQ_PAD_SAME ? (in + stride - 1) / stride : (in + stride - effective) / stride;
+  if (size < 0 || size > INT32_MAX) return 0;
+  int64_t total = (size - 1) * stride + effective - in;
+  if (total < 0) total = 0;
+  if (total / 2 > INT32_MAX) return 0;
+  *out = (int32_t)size;
+  *pad_before = (int32_t)(total / 2);
+  return 1;
+}
+
+/* The first and one-past-last output positions whose window starts at `o * stride - pad` and whose tap
+ * `t` (at `t * dilation`) lands inside [0, in): the interior of that tap. */
+static inline void conv_tap_range(int64_t out, int64_t stride, int64_t pad, int64_t tap_offset, int64_t in,
+                                  int32_t* first, int32_t* last) {
+  /* o * stride - pad + tap_offset >= 0  and  < in */
+  int64_t lo_num = pad - tap_offset; /* o >= ceil(lo_num / stride) */
+  int64_t lo = lo_num <= 0 ? 0 : (lo_num + stride - 1) / stride;
+  int64_t hi_num = in + pad - tap_offset; /* o < ceil(hi_num / stride) */
+  int64_t hi = hi_num <= 0 ? 0 : (hi_num + stride - 1) / stride;
+  if (lo > out) lo = out;
+  if (hi > out) hi = out;
+  if (hi < lo) hi = lo;
+  *first = (int32_t)lo;
+  *last = (int32_t)hi;
+}
+
+/* The zero point of a quantized activation tensor, which must lie in its type's range (else a padded
+ * value could not be stored in the type, and LiteRT's arithmetic would be meaningless anyway). */
+static inline edgeq_status conv_check_activation(eq_context* ctx, const eq_tensor* t, const char* role) {
+  edgeq_status s = eq_check_quantized(ctx, t, role);
+  if (s != EDGEQ_OK) return s;
+  if (t->nq != 1) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s '%s' has %d scales; it must be quantized per tensor", role,
+                    t->name, (int)t->nq);
+  }
+  int32_t lo, hi;
+  eq_type_range(t->type, &lo, &hi);
+  if (t->zero_point[0] < lo || t->zero_point[0] > hi) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "%s '%s' has zero point %lld outside its type's range", role, t->name,
+                    (long long)t->zero_point[0]);
+  }
+  if (t->type == EQ_T_INT16 && t->zero_point[0] != 0) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "int16 %s '%s' has zero point %lld; LiteRT needs 0", role, t->name,
+                    (long long)t->zero_point[0]);
+  }
+  return EDGEQ_OK;
+}
+
+/* Filter quantization: one scale or one per output channel (`channels`), positive and finite; a
+ * per-channel filter must be quantized along a dimension of that size, as PopulateConvolutionQuantizationParams
+ * checks. */
+static inline edgeq_status conv_check_filter_quant(eq_context* ctx, const eq_tensor* filter, int32_t channels) {
+  edgeq_status s = eq_check_quantized(ctx, filter, "filter");
+  if (s != EDGEQ_OK) return s;
+  if (filter->nq != 1 && filter->nq != channels) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "filter '%s' has %d scales for %d output channels", filter->name,
+                    (int)filter->nq, (int)channels);
+  }
+  if (filter->nq > 1 && filter->dims[filter->qdim] != channels) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "filter '%s' is quantized along dimension %d, not the output channels",
+                    filter->name, (int)filter->qdim);
+  }
+  return EDGEQ_OK;
+}
+
+/* A constant bias of `channels` elements of type int32 or int64 (as allowed), with zero point 0 when it
+ * has a single (legacy) zero point and `check_zero_point`: LiteRT reads only that one. */
+static inline edgeq_status conv_check_bias(eq_context* ctx, const eq_tensor* bias, int32_t channels, int allow32,
+                                           int allow64, int check_zero_point) {
+  if (!((bias->type == EQ_T_INT32 && allow32) || (bias->type == EQ_T_INT64 && allow64))) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "bias '%s' has type %s; this input type takes %s", bias->name,
+                    eq_type_name(bias->type), allow32 && allow64 ? "INT32 or INT64" : (allow64 ? "INT64" : "INT32"));
+  }
+  if (bias->count != (size_t)channels) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "bias '%s' has %zu elements for %d output channels", bias->name,
+                    bias->count, (int)channels);
+  }
+  if (check_zero_point && bias->nq == 1 && bias->zero_point[0] != 0) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "bias '%s' has zero point %lld; it must be 0", bias->name,
+                    (long long)bias->zero_point[0]);
+  }
+  if (!bias->is_constant || bias->data == NULL) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "bias '%s' is not a constant; edgeq folds biases at load",
+                    bias->name);
+  }
+  return EDGEQ_OK;
+}
+
+static inline int64_t conv_bias_at(const eq_tensor* bias, size_t i) {
+  if (bias == NULL) return 0;
+  return bias->type == EQ_T_INT64 ? ((const int64_t*)bias->data)[i] : ((const int32_t*)bias->data)[i];
+}
+
+/* Per output channel multipliers as PopulateConvolutionQuantizationParams computes them: the input scale
+ * times the channel's filter scale (the first scale broadcast when per tensor) over the output scale, all
+ * in double. Legacy uint8 instead uses one multiplier from the FLOAT product of the input and filter scales
+ * (GetQuantizedConvolutionMultipler), after checking that a bias' scale is within 2% of the output scale
+ * of that product. `max_shift` is the largest left shift the chosen MultiplyByQuantizedMultiplier variant
+ * can take without undefined behaviour (31 for the int32 one, 14 for the int64 one). */
+static inline edgeq_status conv_multipliers(eq_context* ctx, const eq_tensor* input, const eq_tensor* filter,
+                                            const eq_tensor* bias, const eq_tensor* output, int32_t channels,
+                                            int max_shift, int32_t* multiplier, int32_t* shift) {
+  const double out_scale = (double)output->scale[0];
+  double legacy = 0.0;
+  if (input->type == EQ_T_UINT8) {
+    const double product = (double)input->scale[0] * (double)filter->scale[0];
+    if (bias != NULL) {
+      const double bias_scale = bias->nq == 1 ? (double)bias->scale[0] : 0.0; /* LiteRT's params.scale */
+      if (!(fabs(product - bias_scale) / out_scale <= 0.02)) {
+        return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
+                        "bias scale %g differs from input scale x filter scale %g by more than 2%% of the output "
+                        "scale; LiteRT refuses such uint8 models",
+                        bias_scale, product);
+      }
+    }
+    legacy = (double)(input->scale[0] * filter->scale[0]) / out_scale;
+  }
+  for (int32_t c = 0; c < channels; ++c) {
+    const double real = input->type == EQ_T_UINT8
+                            ? legacy
+                            : (double)input->scale[0] * (double)filter->scale[filter->nq > 1 ? c : 0] / out_scale;
+    int s;
+    eq_quantize_multiplier(real, &multiplier[c], &s);
+    if (s > max_shift) {
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
+                      "output channel %d has effective scale %g, too large for LiteRT's fixed-point rescaling",
+                      (int)c, real);
+    }
+    shift[c] = s;
+  }
+  return EDGEQ_OK;
+}
+
+/* tflite::MultiplyByQuantizedMultiplier(int64_t, ...) with the product and rounding formed in unsigned
+ * arithmetic, so hostile accumulators wrap as LiteRT's compiled code does instead of being undefined. */
+static inline int32_t conv_mbqm64(int64_t x, int32_t multiplier, int shift) {
+  const int32_t reduced = multiplier < 0x7FFF0000 ? ((multiplier + (1 << 15)) >> 16) : 0x7FFF;
+  const int total_shift = 15 - shift;
+  const uint64_t y = (uint64_t)x * (uint64_t)(int64_t)reduced + ((uint64_t)1 << (total_shift - 1));
+  return (int32_t)((int64_t)y >> total_shift);
+}
+
+/* The reference kernels' last steps for 8-bit outputs: rescale, add the output zero point in int32 (which
+ * wraps in LiteRT's compiled code when the rescaled value is extreme), clamp to the activation range. */
+static inline int32_t conv_requantize8(uint32_t acc, int32_t multiplier, int shift, int32_t zero_point, int32_t lo,
+                                       int32_t hi) {
+  const int32_t v = (int32_t)((uint32_t)eq_mbqm((int32_t)acc, multiplier, shift) + (uint32_t)zero_point);
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* Filter element i: INT4 as UnpackPackedIntToInt8 reads it (two a byte, the low nibble first, each
+ * sign-extended), INT8 signed, UINT8 unsigned. */
+static inline int32_t conv_filter_at(const eq_tensor* filter, size_t i) {
+  switch (filter->type) {
+    case EQ_T_INT4: {
+      const int v = (i & 1) ? (filter->data[i / 2] >> 4) : (filter->data[i / 2] & 15);
+      return v >= 8 ? v - 16 : v;
+    }
+    case EQ_T_UINT8:
+      return filter->data[i];
+    default:
+      return ((const int8_t*)filter->data)[i];
+  }
+}
+
+/* Options: fused activation, padding, strides and dilations, read from the op's options table, which must be
+ * of the expected union member (LiteRT reads a mismatched table as absent, leaving strides 0). */
+static inline edgeq_status conv_check_options(eq_context* ctx, const eq_node* node, int32_t expected) {
+  if (node->has_options && node->options_type != expected) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "builtin options are of union type %d, not %d",
+                    (int)node->options_type, (int)expected);
+  }
+  return EDGEQ_OK;
+}
+
+/* Output tensor sanity common to the three ops: a distinct, non-constant 4-D tensor of the input's type. */
+static inline edgeq_status conv_check_output(eq_context* ctx, const eq_node* node, const eq_tensor* input,
+                                             const eq_tensor* output) {
+  for (int32_t i = 0; i < node->ninputs; ++i) {
+    if (node->inputs[i] == node->outputs[0]) {
+      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output tensor is also input %d", (int)i);
+    }
+  }
+  if (output->is_constant) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output '%s' is a constant", output->name);
+  if (output->type != input->type) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output type %s differs from input type %s",
+                    eq_type_name(output->type), eq_type_name(input->type));
+  }
+  if (output->ndim != 4) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output '%s' has rank %d, not 4", output->name, (int)output->ndim);
+  }
+  return EDGEQ_OK;
+}
+
+#endif
