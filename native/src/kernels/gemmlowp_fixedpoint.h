@@ -24,7 +24,9 @@ static inline int32_t eq_gl_mul_pot(int32_t x, int exponent) {
 }
 
 /* Rescale<dst_bits>(Q(src_bits) x). */
-static inline int32_t eq_gl_rescale(int32_t x, int src_bits, int dst_bits) { return eq_gl_mul_pot(x, src_bits - dst_bits); }
+static inline int32_t eq_gl_rescale(int32_t x, int src_bits, int dst_bits) {
+  return eq_gl_mul_pot(x, src_bits - dst_bits);
+}
 
 /* RoundingHalfSum(a, b): (a + b) / 2 rounded half away from zero. */
 static inline int32_t eq_gl_rounding_half_sum(int32_t a, int32_t b) {
@@ -94,6 +96,60 @@ static inline int32_t eq_gl_reciprocal(int32_t x, int x_integer_digits, int* num
   *num_bits_over_unit = x_integer_digits - headroom_plus_one;
   const int32_t shifted_sum_minus_one = (int32_t)(((uint32_t)x << headroom_plus_one) - (1u << 31));
   return eq_gl_one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one);
+}
+
+/* SaturatingRoundingMultiplyByPOTParam for 0 <= exponent <= 31: a saturating left shift. */
+static inline int32_t eq_gl_mul_pot_param(int32_t x, int exponent) {
+  if (exponent == 0) return x;
+  const int32_t threshold = (int32_t)((1u << (31 - exponent)) - 1u);
+  if (x > threshold) return INT32_MAX;
+  if (x < -threshold) return INT32_MIN;
+  return eq_wrap_shl32(x, exponent);
+}
+
+static inline int32_t eq_gl_saturating_add(int32_t a, int32_t b) {
+  const int64_t s = (int64_t)a + b;
+  return s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
+}
+
+static inline int32_t eq_gl_saturating_sub(int32_t a, int32_t b) {
+  const int64_t s = (int64_t)a - b;
+  return s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
+}
+
+/* tflite::log_x_for_x_greater_than_or_equal_to_1<output_bits>(Q(input_bits) x) for x >= 1 (raw > 0):
+ * log2 of the leading power of two (picked from x and x / sqrt 2) times log 2, plus a rational
+ * approximation of the log of the remaining factor around 2^-1/4. */
+static inline int32_t eq_gl_log_x_for_x_greater_than_or_equal_to_1(int32_t x, int input_bits, int output_bits) {
+  const int accum_bits = output_bits + 1;
+  const int32_t log_2 = 1488522236, sqrt_sqrt_half = 1805811301, sqrt_half = 1518500250;
+  const int32_t one_quarter = 536870912;
+  const int32_t alpha_n = 117049297, alpha_d = 127690142, alpha_i = 1057819769, alpha_f = 638450708;
+  const int32_t shifted_quarter = eq_gl_rescale(one_quarter, 0, accum_bits);
+  /* x read as a Q0 value; the shift is found here rather than by Rescale */
+  const int z_a_headroom_plus_1 = eq_gl_clz32((uint32_t)x);
+  const int32_t r_a_tmp = eq_gl_mul_pot_param(x, z_a_headroom_plus_1 - 1);
+  const int32_t r_a_raw = eq_gl_mul_pot_param(eq_srdhm(r_a_tmp, sqrt_half), 1);
+  const int32_t z_a_pow_2_adj =
+      eq_gl_saturating_add(eq_gl_mul_pot_param(input_bits - z_a_headroom_plus_1, 31 - accum_bits), shifted_quarter);
+  const int32_t z_b = eq_srdhm(x, sqrt_half);
+  const int z_b_headroom = eq_gl_clz32((uint32_t)z_b) - 1;
+  const int32_t r_b_raw = eq_gl_mul_pot_param(x, z_b_headroom);
+  const int32_t z_b_pow_2_adj =
+      eq_gl_saturating_sub(eq_gl_mul_pot_param(input_bits - z_b_headroom, 31 - accum_bits), shifted_quarter);
+  const int32_t r = r_a_raw < r_b_raw ? r_a_raw : r_b_raw;
+  const int32_t z_pow_2_adj = z_a_pow_2_adj > z_b_pow_2_adj ? z_a_pow_2_adj : z_b_pow_2_adj;
+  const int32_t p = eq_gl_rounding_half_sum(r, sqrt_sqrt_half);
+  int32_t q = eq_gl_sub(r, sqrt_sqrt_half);
+  q = eq_gl_add(q, q);
+  const int32_t common_sq = eq_srdhm(q, q);
+  const int32_t num = eq_gl_add(eq_srdhm(q, r), eq_srdhm(eq_srdhm(q, common_sq), alpha_n));
+  const int32_t denom_minus_one_0 = eq_gl_add(
+      eq_srdhm(p, eq_gl_add(eq_gl_add(alpha_i, q), eq_srdhm(alpha_d, common_sq))), eq_srdhm(alpha_f, q));
+  const int32_t recip_denom = eq_gl_one_over_one_plus_x_for_x_in_0_1(denom_minus_one_0);
+  const int32_t num_scaled = eq_gl_rescale(num, 0, accum_bits);
+  return eq_gl_rescale(eq_gl_add(eq_srdhm(z_pow_2_adj, log_2), eq_srdhm(num_scaled, recip_denom)), accum_bits,
+                       output_bits);
 }
 
 #endif

@@ -156,7 +156,9 @@ static edgeq_status invoke_8bit(eq_context* ctx, eq_node* node, const eq_tensor*
     if (s != EDGEQ_OK) return s;
     for (size_t c = 0; c < depth; ++c) {
       int32_t v = out_min;
-      if (exps[c] >= 0) v = eq_clamp32(eq_rdbpot(eq_srdhm(shifted_scale, exps[c]), exponent) + out_min, out_min, out_max);
+      if (exps[c] >= 0) {
+        v = eq_clamp32(eq_rdbpot(eq_srdhm(shifted_scale, exps[c]), exponent) + out_min, out_min, out_max);
+      }
       if (out_bits == 16) {
         ((int16_t*)output->data)[i * depth + c] = (int16_t)v;
       } else {

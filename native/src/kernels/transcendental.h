@@ -27,7 +27,9 @@ static inline edgeq_status eq_tr_prepare_unary(eq_context* ctx, eq_node* node, u
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input is %s but output is %s", eq_type_name(input->type),
                     eq_type_name(output->type));
   }
-  if (!eq_same_shape(input, output)) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output shape differs from input shape");
+  if (!eq_same_shape(input, output)) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output shape differs from input shape");
+  }
   edgeq_status s = eq_check_quantized(ctx, input, "input");
   if (s == EDGEQ_OK) s = eq_check_quantized(ctx, output, "output");
   if (s != EDGEQ_OK) return s;
