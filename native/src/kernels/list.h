@@ -8,6 +8,7 @@ EQ_KERNEL(BATCH_MATMUL, eq_kernel_batch_matmul)
 /* convolution family */
 EQ_KERNEL(CONV_2D, eq_kernel_conv_2d)
 EQ_KERNEL(DEPTHWISE_CONV_2D, eq_kernel_depthwise_conv_2d)
+EQ_KERNEL(TRANSPOSE_CONV, eq_kernel_transpose_conv)
 /* elementwise binary and simple activations */
 EQ_KERNEL(ADD, eq_kernel_add)
 EQ_KERNEL(SUB, eq_kernel_sub)
