@@ -1,8 +1,9 @@
-"""Pooling and reductions in edgeq's C interpreter (native/src/kernels/average_pool_2d.c, max_pool_2d.c, mean.c,
-sum.c, reduce_max.c, reduce_min.c) against LiteRT's BUILTIN_REF kernels, bit for bit: every model of the op-model
-corpus (tests/opmodels.py) for these ops, then single-op models written here for what converters never emit --
-odd shapes and windows, scales and zero points at the ends of their ranges, negative and repeated axes,
-reductions to a scalar, int32/int64, saturating inputs -- and the models edgeq must refuse, with the reason."""
+"""Pooling and reductions in edgeq's C interpreter (native/src/kernels/average_pool_2d.c, max_pool_2d.c,
+mean.c, sum.c, reduce_max.c, reduce_min.c, reduce_prod.c) against LiteRT's BUILTIN_REF kernels, bit for bit:
+every model of the op-model corpus (tests/opmodels.py) for these ops, then single-op models written here for
+what converters never emit -- odd shapes and windows, scales and zero points at the ends of their ranges,
+negative and repeated axes, reductions to a scalar, int32/int64, saturating inputs -- and the models edgeq
+must refuse, with the reason."""
 
 from __future__ import annotations
 
@@ -125,7 +126,8 @@ def _pool(kind, shape, dtype, filt, stride, padding, act=NONE, in_q=(0.05, 0), o
 
 
 _REDUCERS = {"mean": schema.BuiltinOperator.MEAN, "sum": schema.BuiltinOperator.SUM,
-             "max": schema.BuiltinOperator.REDUCE_MAX, "min": schema.BuiltinOperator.REDUCE_MIN}
+             "max": schema.BuiltinOperator.REDUCE_MAX, "min": schema.BuiltinOperator.REDUCE_MIN,
+             "prod": schema.BuiltinOperator.REDUCE_PROD}
 
 
 def _reduce(kind, shape, dtype, axes, keep_dims, in_q=(0.05, 0), out_q="same", out_shape=None, data=None,
@@ -248,6 +250,36 @@ def test_saturating_sums(kind: str, dtype, fill: str) -> None:
     _assert_bit_exact(model, inputs=[[x]])
 
 
+PRODUCTS = [  # shape, axes, keep_dims, dtype, input quantization, output quantization
+    ((2, 5, 17), (-1,), False, np.int8, (0.01, 0), (0.02, 3)),
+    ((3, 4, 5, 6), (0, 2), True, np.int8, (0.01, 7), (0.005, -3)),
+    ((3, 4, 5, 6), (1, 3), False, np.int8, (0.01, -5), (0.01, -5)),
+    ((1, 9, 9, 3), (1, 2), False, np.int16, (0.0001, 0), (0.0002, 0)),
+    ((6, 7), (0, -1), True, np.int16, (0.0001, 0), (0.00005, 0)),
+    ((3, 1), (1,), False, np.int8, (0.05, 1), (0.07, -1)),
+]
+
+
+@pytest.mark.parametrize("case", PRODUCTS, ids=lambda c: f"{np.dtype(c[3]).name}_{'x'.join(map(str, c[0]))}_{c[1]}")
+def test_quantized_products(case) -> None:
+    """Inputs near 1.0 in real terms, so that the running products neither vanish nor saturate and every
+    per-step rounding shows; then full-range inputs."""
+    shape, axes, keep_dims, dtype, in_q, out_q = case
+    model = _reduce("prod", shape, dtype, axes, keep_dims, in_q, out_q)
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype)
+    one = round(1.0 / in_q[0]) + in_q[1]
+    near_one = [[np.clip(rng.integers(int(one * 0.8), int(one * 1.25), size=shape), info.min, info.max).astype(dtype)]
+                for _ in range(3)]
+    _assert_bit_exact(model, inputs=near_one)
+    _assert_bit_exact(model)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64])
+def test_unquantized_products_wrap(dtype) -> None:
+    _assert_bit_exact(_reduce("prod", (3, 4, 5, 6), dtype, (1, -1), False, None, None))
+
+
 REFUSED = {
     "sum_int16": (lambda: _reduce("sum", (2, 5), np.int16, (1,), False, (0.01, 0)), UnsupportedOpError,
                   "int16 SUM"),
@@ -269,6 +301,10 @@ REFUSED = {
                                              out_shape=(1, 3, 4, 4)), ModelFormatError, "should be"),
     "max_zero_stride": (lambda: _pool("max", (1, 8, 8, 4), np.int8, (2, 2), (0, 2), VALID, out_shape=(1, 4, 4, 4)),
                         ModelFormatError, "strides"),
+    "prod_uint8_quantized": (lambda: _reduce("prod", (2, 5), np.uint8, (1,), False, (0.01, 3)), UnsupportedOpError,
+                             "quantized UINT8"),
+    "prod_constant_input": (lambda: _reduce("prod", (2, 9), np.int8, (1,), False, data=np.ones((2, 9))),
+                            UnsupportedOpError, "constant quantized input"),
     "avg_int32": (lambda: _pool("avg", (1, 4, 4, 1), np.int32, (2, 2), (2, 2), VALID), UnsupportedOpError,
                   "INT32"),
 }
