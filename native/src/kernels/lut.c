@@ -59,7 +59,10 @@ void eq_lut_populate_8(int is_signed, float input_scale, int32_t input_zero_poin
     const float dequantized = input_scale * (float)(val - input_zero_point);
     const float transformed = fn(dequantized, params);
     const float rescaled = roundf(transformed * inverse_scale);
-    int32_t quantized = eq_f32_to_i32_sat(rescaled + (float)output_zero_point);
+    /* Out of int32 range (huge ratios, inf, NaN) LiteRT's build converts int8 tables saturating (NaN: 0)
+     * and uint8 tables with a bare cvttss2si (INT32_MIN); measured, not derivable from the source. */
+    const float shifted = rescaled + (float)output_zero_point;
+    int32_t quantized = is_signed ? eq_f32_to_i32_sat(shifted) : eq_f32_to_i32_cvtt(shifted);
     quantized = quantized < minval ? minval : (quantized > maxval ? maxval : quantized);
     lut[(uint8_t)val] = (uint8_t)quantized; /* int8 tables are indexed by the input's raw byte */
   }

@@ -25,11 +25,10 @@ void eq_lut_populate_16(float input_scale, int32_t input_zero_point, float outpu
 void eq_lut_populate_16_f64(double input_scale, int32_t input_zero_point, double output_scale,
                             int32_t output_zero_point, eq_lut_fn_f64 fn, int16_t lut[EQ_LUT16_SIZE]);
 
-/* static_cast<int32_t>(float) where the value may not fit: undefined in C and C++, and LiteRT's pip build
- * (x86-64) turns out to saturate, with NaN giving 0; this does the same without the undefined cast. */
+/* static_cast<int32_t>(float) where the value may not fit is undefined in C and C++; LiteRT's pip build
+ * (x86-64) answers differently in different places. These give its two answers without the undefined cast:
+ * saturating with NaN giving 0, and cvttss2si's INT32_MIN for NaN and every out-of-range value. */
 int32_t eq_f32_to_i32_sat(float x);
-/* Where the compiled code is a bare cvttss2si instead (SQRT's quantized path), NaN and out-of-range values
- * give INT32_MIN. */
 int32_t eq_f32_to_i32_cvtt(float x);
 
 /* LUTLookup for int16: base entry plus the rounded slope times the low 7 bits. LiteRT keeps the slope in
