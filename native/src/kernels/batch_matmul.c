@@ -30,7 +30,7 @@ typedef struct bmm_data {
   int shift;
   const uint8_t* rhs_rows;  /* constant RHS as [matrix][cols][depth]; NULL: prepared at invoke */
   const int64_t* rhs_sums;  /* constant RHS: [matrix][cols] row sums (int8 only) */
-  int32_t lhs_slot;         /* scratch: the LHS matrix transposed (adj_x) */
+  int32_t lhs_slot;         /* scratch: the LHS matrix as int16 rows (int8 widened, adj_x transposed) */
   int32_t rhs_slot;         /* scratch: the RHS matrix as rows (non-constant RHS without adj_y) */
   int32_t sums_slot;        /* scratch: rows + cols int64 row sums */
 } bmm_data;
@@ -189,8 +189,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     d->rhs_slot = eq_request_scratch(ctx, node, mat_elems * d->rhs_esize + 1);
     if (d->rhs_slot < 0) return EDGEQ_ERROR_MEMORY;
   }
-  if (adj_x) {
-    d->lhs_slot = eq_request_scratch(ctx, node, d->rows * d->depth * d->lhs_esize + 1);
+  if (adj_x || kind == BMM_S8 || kind == BMM_S8_S32) {
+    d->lhs_slot = eq_request_scratch(ctx, node, d->rows * d->depth * sizeof(int16_t) + 1);
     if (d->lhs_slot < 0) return EDGEQ_ERROR_MEMORY;
   }
   d->sums_slot = eq_request_scratch(ctx, node, sizeof(int64_t) * (d->rows + d->cols + 1));
@@ -222,11 +222,19 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
     if (d->lhs_mat[b] != last_lhs) {
       last_lhs = d->lhs_mat[b];
       L = lhs->data + last_lhs * lhs_mat_bytes;
-      if (lhs_t != NULL) {
+      if (s8 || d->kind == BMM_S8_S32) {
+        /* int8 rows widened to int16 (and transposed for adj_x): the dot products then vectorize well */
+        int16_t* w = (int16_t*)(void*)lhs_t;
+        const int8_t* src = (const int8_t*)L;
+        for (size_t i = 0; i < rows; ++i) {
+          for (size_t k = 0; k < K; ++k) w[i * K + k] = d->adj_x ? src[k * rows + i] : src[i * K + k];
+          if (s8) lsum[i] = mm_sum_s16(w + i * K, K);
+        }
+        L = lhs_t;
+      } else if (lhs_t != NULL) {
         mm_transpose(L, lhs_t, K, rows, d->lhs_esize);
         L = lhs_t;
       }
-      if (s8) row_sums(d->kind, L, rows, K, lsum);
     }
     if (d->rhs_mat[b] != last_rhs) {
       last_rhs = d->rhs_mat[b];
@@ -244,7 +252,8 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
       }
     }
     for (size_t i = 0; i < rows; ++i) {
-      const uint8_t* li = L + i * K * d->lhs_esize;
+      const size_t l_esize = (s8 || d->kind == BMM_S8_S32) ? sizeof(int16_t) : d->lhs_esize;
+      const uint8_t* li = L + i * K * l_esize;
       const size_t out_base = (b * rows + i) * cols;
       switch (d->kind) {
         case BMM_S8: {
@@ -252,7 +261,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
           const uint32_t row_term = (uint32_t)d->rhs_offset * (uint32_t)lsum[i] + k_term;
           int8_t* out = (int8_t*)output->data + out_base;
           for (size_t j = 0; j < cols; ++j) {
-            const int64_t dot = mm_dot_s8s8((const int8_t*)li, (const int8_t*)R + j * K, K);
+            const int64_t dot = mm_dot_s8wide_s8((const int16_t*)(const void*)li, (const int8_t*)R + j * K, K);
             const uint32_t acc = (uint32_t)dot + (uint32_t)d->lhs_offset * (uint32_t)rsum[j] + row_term;
             const int32_t v = mm_add_wrap32(eq_mbqm(mm_wrap32(acc), d->multiplier, d->shift), d->output_offset);
             out[j] = (int8_t)mm_clamp(v, -128, 127);
@@ -262,14 +271,14 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
         case BMM_S8_S32: {
           int32_t* out = (int32_t*)output->data + out_base;
           for (size_t j = 0; j < cols; ++j) {
-            out[j] = mm_wrap32((uint32_t)mm_dot_s8s8((const int8_t*)li, (const int8_t*)R + j * K, K));
+            out[j] = mm_wrap32((uint32_t)mm_dot_s8wide_s8((const int16_t*)(const void*)li, (const int8_t*)R + j * K, K));
           }
           break;
         }
         case BMM_S16: {
           int16_t* out = (int16_t*)output->data + out_base;
           for (size_t j = 0; j < cols; ++j) {
-            const int64_t acc = mm_dot_s16s16((const int16_t*)li, (const int16_t*)R + j * K, K);
+            const int64_t acc = mm_dot_s16s16((const int16_t*)(const void*)li, (const int16_t*)(const void*)R + j * K, K);
             out[j] = (int16_t)mm_clamp(eq_mbqm64(acc, d->multiplier, d->shift), -32768, 32767);
           }
           break;
@@ -277,7 +286,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
         default: {
           int16_t* out = (int16_t*)output->data + out_base;
           for (size_t j = 0; j < cols; ++j) {
-            const int64_t acc = mm_dot_s16s8((const int16_t*)li, (const int8_t*)R + j * K, K);
+            const int64_t acc = mm_dot_s16s8((const int16_t*)(const void*)li, (const int8_t*)R + j * K, K);
             out[j] = (int16_t)mm_clamp(eq_mbqm64(acc, d->multiplier, d->shift), -32768, 32767);
           }
           break;

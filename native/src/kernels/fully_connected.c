@@ -35,7 +35,10 @@ typedef struct fc_data {
   const void* weights;      /* constant weights (int4 unpacked to int8); NULL: the filter tensor at invoke */
   const uint64_t* unit_off; /* per unit, constant weights: input_offset*rowsum + depth*filter_offset*input_offset */
   int32_t unit_off_slot;    /* scratch for unit_off when the weights are an activation */
+  int32_t widen_slot;       /* scratch: FC_TILE input rows widened to int16 */
 } fc_data;
+
+enum { FC_TILE = 4 };
 
 static int is_int8_like(int32_t type) { return type == EQ_T_INT8 || type == EQ_T_INT4; }
 
@@ -322,7 +325,11 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   } else if (filter->is_constant) {
     d->weights = filter->data;
   }
-  d->unit_off_slot = -1;
+  d->unit_off_slot = d->widen_slot = -1;
+  if (kind == FC_S8 || kind == FC_U8 || kind == FC_U8_S16) {
+    d->widen_slot = eq_request_scratch(ctx, node, sizeof(int16_t) * FC_TILE * depth + 1);
+    if (d->widen_slot < 0) return EDGEQ_ERROR_MEMORY;
+  }
   if (d->weights != NULL) {
     uint64_t* off = eq_alloc(ctx, sizeof(uint64_t) * (units ? units : 1));
     if (off == NULL) return EDGEQ_ERROR_MEMORY;
@@ -368,6 +375,33 @@ static int32_t requantize(const fc_data* d, uint64_t acc, size_t o) {
   return mm_clamp(mm_add_wrap32(v, d->output_offset), d->act_min, d->act_max);
 }
 
+static void store(eq_tensor* output, size_t i, int32_t v) {
+  switch (output->type) {
+    case EQ_T_INT8:
+      ((int8_t*)output->data)[i] = (int8_t)v;
+      break;
+    case EQ_T_UINT8:
+      ((uint8_t*)output->data)[i] = (uint8_t)v;
+      break;
+    default:
+      ((int16_t*)output->data)[i] = (int16_t)v;
+      break;
+  }
+}
+
+static int64_t dot(fc_kind kind, const int16_t* x, const void* w, size_t n) {
+  switch (kind) {
+    case FC_S8:
+      return mm_dot_s8wide_s8(x, w, n);
+    case FC_S16_S8:
+      return mm_dot_s16s8(x, w, n);
+    case FC_S16_S16:
+      return mm_dot_s16s16(x, w, n);
+    default:
+      return mm_dot_u8wide_u8(x, w, n);
+  }
+}
+
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const fc_data* d = node->user;
   const eq_tensor* input = eq_input(ctx, node, 0);
@@ -389,52 +423,46 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const int32_t* bias32 = bias != NULL && bias->type == EQ_T_INT32 ? (const int32_t*)bias->data : NULL;
   const int64_t* bias64 = bias != NULL && bias->type == EQ_T_INT64 ? (const int64_t*)bias->data : NULL;
   const size_t K = d->depth, units = d->units;
-  const size_t in_esize = (d->kind == FC_S16_S8 || d->kind == FC_S16_S16) ? 2 : 1;
-  const size_t w_esize = d->kind == FC_S16_S16 ? 2 : 1;
-  for (size_t b = 0; b < d->batches; ++b) {
-    const void* x = input->data + b * K * in_esize;
-    int64_t xsum = 0;
-    if (d->filter_offset != 0) {
-      xsum = in_esize == 2 ? mm_sum_s16(x, K) : (d->kind == FC_S8 ? mm_sum_s8(x, K) : mm_sum_u8(x, K));
+  const int wide_input = d->kind == FC_S16_S8 || d->kind == FC_S16_S16;
+  const size_t in_esize = wide_input ? 2 : 1, w_esize = d->kind == FC_S16_S16 ? 2 : 1;
+  int16_t* widened = wide_input ? NULL : eq_scratch(ctx, node, d->widen_slot);
+  const int16_t* xs[FC_TILE];
+  uint64_t batch_off[FC_TILE];
+  /* A tile of input rows shares each weight row while it is in cache. */
+  for (size_t b0 = 0; b0 < d->batches; b0 += FC_TILE) {
+    const size_t nb = d->batches - b0 < FC_TILE ? d->batches - b0 : FC_TILE;
+    for (size_t t = 0; t < nb; ++t) {
+      const uint8_t* row = input->data + (b0 + t) * K * in_esize;
+      if (wide_input) {
+        xs[t] = (const int16_t*)(const void*)row;
+      } else {
+        int16_t* w16 = widened + t * K;
+        if (d->kind == FC_S8) {
+          mm_widen_s8((const int8_t*)row, w16, K);
+        } else {
+          mm_widen_u8(row, w16, K);
+        }
+        xs[t] = w16;
+      }
+      int64_t xsum = 0;
+      if (d->filter_offset != 0) {
+        xsum = wide_input ? mm_sum_s16(xs[t], K) : (d->kind == FC_S8 ? mm_sum_s8((const int8_t*)row, K) : mm_sum_u8(row, K));
+      }
+      batch_off[t] = (uint64_t)(int64_t)d->filter_offset * (uint64_t)xsum;
     }
-    const uint64_t batch_off = (uint64_t)(int64_t)d->filter_offset * (uint64_t)xsum;
     for (size_t o = 0; o < units; ++o) {
       const void* w = (const uint8_t*)weights + o * K * w_esize;
-      uint64_t acc;
-      if (d->literal) {
-        acc = literal_acc(d, x, w);
-      } else {
-        int64_t dot;
-        switch (d->kind) {
-          case FC_S8:
-            dot = mm_dot_s8s8(x, w, K);
-            break;
-          case FC_S16_S8:
-            dot = mm_dot_s16s8(x, w, K);
-            break;
-          case FC_S16_S16:
-            dot = mm_dot_s16s16(x, w, K);
-            break;
-          default:
-            dot = mm_dot_u8u8(x, w, K);
-            break;
+      uint64_t add = d->literal ? 0 : unit_off[o]; /* the literal sum has its zero-point terms */
+      if (bias32 != NULL) add += (uint64_t)(int64_t)bias32[o];
+      if (bias64 != NULL) add += (uint64_t)bias64[o];
+      for (size_t t = 0; t < nb; ++t) {
+        uint64_t acc;
+        if (d->literal) {
+          acc = literal_acc(d, input->data + (b0 + t) * K * in_esize, w);
+        } else {
+          acc = (uint64_t)dot(d->kind, xs[t], w, K) + batch_off[t];
         }
-        acc = (uint64_t)dot + unit_off[o] + batch_off;
-      }
-      if (bias32 != NULL) acc += (uint64_t)(int64_t)bias32[o];
-      if (bias64 != NULL) acc += (uint64_t)bias64[o];
-      const int32_t v = requantize(d, acc, o);
-      const size_t i = b * units + o;
-      switch (output->type) {
-        case EQ_T_INT8:
-          ((int8_t*)output->data)[i] = (int8_t)v;
-          break;
-        case EQ_T_UINT8:
-          ((uint8_t*)output->data)[i] = (uint8_t)v;
-          break;
-        default:
-          ((int16_t*)output->data)[i] = (int16_t)v;
-          break;
+        store(output, (b0 + t) * units + o, requantize(d, acc + add, o));
       }
     }
   }

@@ -11,16 +11,18 @@
 
 #include "../fixedpoint.h"
 
-/* Chunk lengths: |int8*int8| <= 2^14, |uint8*uint8| < 2^16, |int16*int8| <= 2^22, so a chunk's int32 sum
- * stays below 2^30 in magnitude. */
-#define MM_CHUNK_S8S8 65536
-#define MM_CHUNK_U8U8 16384
-#define MM_CHUNK_S16S8 256
+/* Activations are widened to int16 first (once per row): gcc turns int16 x int8 sums into pmaddwd, int8 x
+ * int8 ones it does not. A chunk's int32 sum must not overflow: |a*b| <= 2^14 when `a` holds int8 values,
+ * < 2^16 for uint8 x uint8, <= 2^22 for genuine int16 x int8, so chunks keep every partial sum below 2^30. */
+#define MM_CHUNK_NARROW_S8 65536
+#define MM_CHUNK_NARROW_U8 16384
+#define MM_CHUNK_S16 256
 
-static inline int64_t mm_dot_s8s8(const int8_t* a, const int8_t* b, size_t n) {
+/* sum a[k]*b[k], a holding values of int8 range (widened to int16), b int8. */
+static inline int64_t mm_dot_s8wide_s8(const int16_t* a, const int8_t* b, size_t n) {
   int64_t total = 0;
   while (n > 0) {
-    const size_t m = n < MM_CHUNK_S8S8 ? n : MM_CHUNK_S8S8;
+    const size_t m = n < MM_CHUNK_NARROW_S8 ? n : MM_CHUNK_NARROW_S8;
     int32_t acc = 0;
     for (size_t k = 0; k < m; ++k) acc += (int32_t)a[k] * (int32_t)b[k];
     total += acc;
@@ -31,10 +33,11 @@ static inline int64_t mm_dot_s8s8(const int8_t* a, const int8_t* b, size_t n) {
   return total;
 }
 
-static inline int64_t mm_dot_u8u8(const uint8_t* a, const uint8_t* b, size_t n) {
+/* a holding uint8 values (widened to int16), b uint8. */
+static inline int64_t mm_dot_u8wide_u8(const int16_t* a, const uint8_t* b, size_t n) {
   int64_t total = 0;
   while (n > 0) {
-    const size_t m = n < MM_CHUNK_U8U8 ? n : MM_CHUNK_U8U8;
+    const size_t m = n < MM_CHUNK_NARROW_U8 ? n : MM_CHUNK_NARROW_U8;
     int32_t acc = 0;
     for (size_t k = 0; k < m; ++k) acc += (int32_t)a[k] * (int32_t)b[k];
     total += acc;
@@ -48,7 +51,7 @@ static inline int64_t mm_dot_u8u8(const uint8_t* a, const uint8_t* b, size_t n) 
 static inline int64_t mm_dot_s16s8(const int16_t* a, const int8_t* b, size_t n) {
   int64_t total = 0;
   while (n > 0) {
-    const size_t m = n < MM_CHUNK_S16S8 ? n : MM_CHUNK_S16S8;
+    const size_t m = n < MM_CHUNK_S16 ? n : MM_CHUNK_S16;
     int32_t acc = 0;
     for (size_t k = 0; k < m; ++k) acc += (int32_t)a[k] * (int32_t)b[k];
     total += acc;
@@ -59,11 +62,19 @@ static inline int64_t mm_dot_s16s8(const int16_t* a, const int8_t* b, size_t n) 
   return total;
 }
 
-/* |int16*int16| <= 2^30: summed in int64 directly. */
+/* |int16*int16| <= 2^30: two of them can overflow int32, so the sum is int64. */
 static inline int64_t mm_dot_s16s16(const int16_t* a, const int16_t* b, size_t n) {
   int64_t total = 0;
   for (size_t k = 0; k < n; ++k) total += (int32_t)a[k] * (int32_t)b[k];
   return total;
+}
+
+static inline void mm_widen_s8(const int8_t* src, int16_t* dst, size_t n) {
+  for (size_t k = 0; k < n; ++k) dst[k] = src[k];
+}
+
+static inline void mm_widen_u8(const uint8_t* src, int16_t* dst, size_t n) {
+  for (size_t k = 0; k < n; ++k) dst[k] = src[k];
 }
 
 static inline int64_t mm_sum_s8(const int8_t* a, size_t n) {
