@@ -121,7 +121,31 @@ typedef struct ew_addsub {
   int in1_shift, in2_shift, out_shift;
   int left_shift;
   int32_t act_min, act_max;
+  /* 8-bit types: each input's rescaled value for every stored byte, so a row does one multiply. */
+  int32_t table1[256], table2[256];
 } ew_addsub;
+
+/* One input's offset value, shifted left and rescaled (MultiplyByQuantizedMultiplierSmallerThanOneExp). */
+static inline int32_t ew_addsub_scale(int32_t x, int left_shift, int32_t multiplier, int shift) {
+  return eq_mbqm_smaller_than_one((int32_t)((uint32_t)x << left_shift), multiplier, shift);
+}
+
+/* eq_mbqm_smaller_than_one when the multiplier is positive: SaturatingRoundingDoublingHighMul's one
+ * saturating case (both operands INT32_MIN) cannot arise, and the loop stays branch-free. */
+static inline int32_t ew_rescale_down(int32_t x, int32_t multiplier, int shift) {
+  const int64_t ab = (int64_t)x * multiplier;
+  const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30);
+  return eq_rdbpot((int32_t)((ab + nudge) / ((int64_t)1 << 31)), -shift);
+}
+
+/* Fills the 8-bit tables: byte k stands for int8 (int8_t)k or uint8 k. */
+static inline void ew_addsub_tables(ew_addsub* p, int32_t type) {
+  for (int k = 0; k < 256; ++k) {
+    const int32_t q = type == EQ_T_INT8 ? (int32_t)(int8_t)(uint8_t)k : k;
+    p->table1[k] = ew_addsub_scale(q + p->in1_offset, p->left_shift, p->in1_multiplier, p->in1_shift);
+    p->table2[k] = ew_addsub_scale(q + p->in2_offset, p->left_shift, p->in2_multiplier, p->in2_shift);
+  }
+}
 
 static inline edgeq_status ew_addsub_prepare(eq_context* ctx, const eq_tensor* in1, const eq_tensor* in2,
                                              const eq_tensor* out, int32_t activation, ew_addsub* p) {
@@ -145,17 +169,12 @@ static inline edgeq_status ew_addsub_prepare(eq_context* ctx, const eq_tensor* i
   }
   if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, real_out, &p->out_multiplier, &p->out_shift, "output");
   if (s == EDGEQ_OK) s = eq_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
+  if (s == EDGEQ_OK && out->type != EQ_T_INT16) ew_addsub_tables(p, out->type);
   return s;
 }
 
-/* One input's offset value, shifted left and rescaled (MultiplyByQuantizedMultiplierSmallerThanOneExp). */
-static inline int32_t ew_addsub_scale(int32_t x, int left_shift, int32_t multiplier, int shift) {
-  return eq_mbqm_smaller_than_one((int32_t)((uint32_t)x << left_shift), multiplier, shift);
-}
-
 static inline int32_t ew_addsub_finish(const ew_addsub* p, int32_t raw) {
-  return ew_clamp(eq_mbqm_smaller_than_one(raw, p->out_multiplier, p->out_shift) + p->out_offset, p->act_min,
-                  p->act_max);
+  return ew_clamp(ew_rescale_down(raw, p->out_multiplier, p->out_shift) + p->out_offset, p->act_min, p->act_max);
 }
 
 /* Unquantized integer outputs: CalculateActivationRange<T> bounds. */

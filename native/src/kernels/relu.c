@@ -46,7 +46,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node, float lo, float hi, 
   /* The scale ratio is a float quotient, widened to double. */
   const float real = input->scale[0] / out->scale[0];
   if ((s = ew_multiplier(ctx, (double)real, &data->multiplier, &data->shift, "output")) != EDGEQ_OK) return s;
-  int32_t type_min, type_max, q;
+  int32_t type_min, type_max, q = 0;
   eq_type_range(out->type, &type_min, &type_max);
   if ((s = quantize_bound(ctx, out, lo, &q)) != EDGEQ_OK) return s;
   data->act_min = q > type_min ? q : type_min;

@@ -7,6 +7,7 @@ typedef struct sqdiff_q {
   int32_t in1_offset, in2_offset, out_offset;
   int32_t in1_multiplier, in2_multiplier, out_multiplier;
   int in1_shift, in2_shift, out_shift;
+  int32_t table1[256], table2[256]; /* each input's rescaled value for every stored byte */
 } sqdiff_q;
 
 typedef struct sqdiff_data {
@@ -19,10 +20,8 @@ typedef struct sqdiff_data {
 enum { SQDIFF_LEFT_SHIFT = 7 };
 
 static inline int8_t sqdiff_s8(const sqdiff_q* p, int8_t a, int8_t b) {
-  const int32_t x = ew_addsub_scale(a + p->in1_offset, SQDIFF_LEFT_SHIFT, p->in1_multiplier, p->in1_shift);
-  const int32_t y = ew_addsub_scale(b + p->in2_offset, SQDIFF_LEFT_SHIFT, p->in2_multiplier, p->in2_shift);
-  const int32_t d = x - y; /* |d| < 2^15: the square fits int32 */
-  const int32_t v = eq_mbqm_smaller_than_one(d * d, p->out_multiplier, p->out_shift) + p->out_offset;
+  const int32_t d = p->table1[(uint8_t)a] - p->table2[(uint8_t)b]; /* |d| < 2^15: the square fits int32 */
+  const int32_t v = ew_rescale_down(d * d, p->out_multiplier, p->out_shift) + p->out_offset;
   return (int8_t)ew_clamp(v, INT8_MIN, INT8_MAX);
 }
 EQ_BINARY_ROW(sqdiff_row_s8, int8_t, int8_t, int8_t, sqdiff_q, sqdiff_s8)
@@ -73,8 +72,14 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     s = ew_multiplier_below_one(ctx, twice_max * twice_max / (double)divisor, &q->out_multiplier, &q->out_shift,
                                 "output");
   }
+  if (s != EDGEQ_OK) return s;
+  for (int k = 0; k < 256; ++k) {
+    const int32_t v = (int8_t)(uint8_t)k;
+    q->table1[k] = ew_addsub_scale(v + q->in1_offset, SQDIFF_LEFT_SHIFT, q->in1_multiplier, q->in1_shift);
+    q->table2[k] = ew_addsub_scale(v + q->in2_offset, SQDIFF_LEFT_SHIFT, q->in2_multiplier, q->in2_shift);
+  }
   data->row = sqdiff_row_s8;
-  return s;
+  return EDGEQ_OK;
 }
 
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {

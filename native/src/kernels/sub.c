@@ -23,8 +23,12 @@ static inline int32_t sub_q(const ew_addsub* p, int32_t a, int32_t b) {
   const int32_t y = ew_addsub_scale(b + p->in2_offset, p->left_shift, p->in2_multiplier, p->in2_shift);
   return ew_addsub_finish(p, x - y);
 }
-static inline int8_t sub_s8(const ew_addsub* p, int8_t a, int8_t b) { return (int8_t)sub_q(p, a, b); }
-static inline uint8_t sub_u8(const ew_addsub* p, uint8_t a, uint8_t b) { return (uint8_t)sub_q(p, a, b); }
+static inline int8_t sub_s8(const ew_addsub* p, int8_t a, int8_t b) {
+  return (int8_t)ew_addsub_finish(p, p->table1[(uint8_t)a] - p->table2[(uint8_t)b]);
+}
+static inline uint8_t sub_u8(const ew_addsub* p, uint8_t a, uint8_t b) {
+  return (uint8_t)ew_addsub_finish(p, p->table1[a] - p->table2[b]);
+}
 static inline int16_t sub_s16(const ew_addsub* p, int16_t a, int16_t b) { return (int16_t)sub_q(p, a, b); }
 EQ_BINARY_ROW(sub_row_s8, int8_t, int8_t, int8_t, ew_addsub, sub_s8)
 EQ_BINARY_ROW(sub_row_u8, uint8_t, uint8_t, uint8_t, ew_addsub, sub_u8)
