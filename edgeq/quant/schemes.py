@@ -11,6 +11,9 @@ from edgeq.errors import PlanError
 # Smallest range given to a tensor that never moved during calibration (all zeros, say): any scale
 # represents it exactly, and a sane one keeps downstream multipliers in range.
 _DEGENERATE_RANGE = 1.0
+# Smallest activation scale: LiteRT quantizes fused-activation bounds (6.0 for RELU6) to int32 at prepare
+# and refuses the model when 6 / scale overflows (seen on a near-dead MobileNetV2 activation, 2.5e-9).
+MIN_ACTIVATION_SCALE = 2.0**-28
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,10 @@ def affine_params(lo: float, hi: float, dtype: str, symmetric: bool) -> tuple[fl
         bound = max(abs(lo), abs(hi))
         if bound == 0.0:
             bound = _DEGENERATE_RANGE
-        return bound / qmax, 0
+        return max(bound / qmax, MIN_ACTIVATION_SCALE), 0
     if hi - lo == 0.0:
         hi = _DEGENERATE_RANGE
-    scale = (hi - lo) / (qmax - qmin)
+    scale = max((hi - lo) / (qmax - qmin), MIN_ACTIVATION_SCALE)
     zero_from_min = qmin - lo / scale
     zero_point = int(np.clip(np.round(zero_from_min), qmin, qmax))
     return scale, zero_point
