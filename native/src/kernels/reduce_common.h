@@ -143,6 +143,7 @@ static inline void eq_reduce_next(const eq_reduce_plan* plan, eq_reduce_iter* it
  * FOLD(acc_lvalue, value). ACC is the accumulator type, T the input's. */
 #define EQ_DEFINE_REDUCE_LOOP(NAME, T, ACC, FOLD)                                     \
   static void NAME(const eq_reduce_plan* plan, const T* in, ACC* acc) {              \
+    if (plan->in_count == 0) return; /* no dimensions were planned */                \
     const size_t inner = plan->dims[plan->ndim - 1];                                 \
     const int last_reduced = plan->reduced[plan->ndim - 1];                          \
     const size_t rows = eq_reduce_rows(plan);                                        \
