@@ -11,19 +11,8 @@
  * accumulator behaves), so borders need no special case. */
 #include "conv_common.h"
 
-#if defined(__SSE2__) || defined(_M_X64)
-#include <emmintrin.h>
-#define CONV2D_SSE2 1
-#endif
-
-#if defined(__GNUC__)
-#define CONV2D_INLINE inline __attribute__((always_inline))
-#else
-#define CONV2D_INLINE inline
-#endif
-
 enum { KIND_S8, KIND_U8, KIND_S16_ACC32, KIND_S16_ACC64 };
-enum { MAX_BLOCK = 32 }; /* output pixels per matrix-product call: their rows stay in L1 while 4 channels' weights stream */
+enum { MAX_BLOCK = 64 }; /* output pixels per block of rows */
 
 typedef struct conv2d_data {
   int kind;
@@ -31,10 +20,10 @@ typedef struct conv2d_data {
   int32_t kh, kw, groups, group_in, group_out;
   int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
   int32_t k;       /* taps * channels of one group: the length of a row */
-  int32_t kstride; /* k rounded up to 8: the length of a weight row and of an im2col row */
-  int direct;      /* 1x1 with no padding: rows are input pixels */
-  int32_t block;   /* pixels per im2col block */
-  int32_t scratch; /* im2col slot, -1 when direct */
+  int32_t kstride; /* k rounded up to 8: the length of a weight row and of a scratch row */
+  int direct;      /* 1x1 with no padding: a row is one input pixel */
+  int32_t block;   /* pixels per block of rows, a multiple of 4 */
+  int32_t scratch; /* rows of a block: int16 for 8-bit inputs (widened), else int16 im2col; -1 if unused */
   int16_t* weights;        /* [out_c][kstride], zero padded */
   uint32_t* bias32;        /* 8-bit: bias + input_offset * sum(weights); int16 acc32: bias */
   int64_t* bias64;         /* int16 acc64: bias */
@@ -44,158 +33,149 @@ typedef struct conv2d_data {
 } conv2d_data;
 
 /* ----------------------------------------------------------------------------------------------------
- * 8-bit matrix product: out[m][n] = requantize(bias[n] + sum_k row_m[k] * weights[n][k]). */
+ * 8-bit inputs: a block of output pixels becomes rows of int16 (the window, widened, with the zero point
+ * in padded taps and zeros up to kstride), then out[r][n] = requantize(bias[n] + rows[r] . weights[n]).
+ * Widening once per block, not once per output channel, leaves pmaddwd's multiply-adds to the inner loop. */
 
-typedef struct gemm_args {
-  int32_t k, kstride, n;
-  const int16_t* weights;
-  const uint32_t* bias;
-  const int32_t* multiplier;
-  const int32_t* shift;
-  int32_t out_zp, act_min, act_max;
-} gemm_args;
-
-static CONV2D_INLINE void store4(const gemm_args* g, int32_t n, const uint32_t acc[4], uint8_t* out) {
-  for (int j = 0; j < 4; ++j) {
-    out[j] = (uint8_t)conv_requantize8(acc[j] + g->bias[n + j], g->multiplier[n + j], g->shift[n + j], g->out_zp,
-                                       g->act_min, g->act_max);
+static void fill_rows8(const conv2d_data* d, const uint8_t* image, int32_t group, int32_t p0, int32_t m,
+                       int16_t* rows) {
+  const int is_unsigned = d->kind == KIND_U8;
+  const size_t run = (size_t)d->group_in;
+  const int16_t zp = (int16_t)d->in_zp;
+  for (int32_t r = 0; r < m; ++r) {
+    const int32_t oy = (p0 + r) / d->out_w, ox = (p0 + r) % d->out_w;
+    int16_t* dst = rows + (size_t)r * (size_t)d->kstride;
+    for (int32_t fy = 0; fy < d->kh; ++fy) {
+      const int64_t iy = (int64_t)oy * d->stride_h - d->pad_h + (int64_t)fy * d->dil_h;
+      for (int32_t fx = 0; fx < d->kw; ++fx) {
+        const int64_t ix = (int64_t)ox * d->stride_w - d->pad_w + (int64_t)fx * d->dil_w;
+        if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w) {
+          const uint8_t* src = image + ((size_t)iy * (size_t)d->in_w + (size_t)ix) * (size_t)d->in_c + (size_t)group * run;
+          if (is_unsigned) {
+            for (size_t i = 0; i < run; ++i) dst[i] = (int16_t)src[i];
+          } else {
+            for (size_t i = 0; i < run; ++i) dst[i] = (int16_t)(int8_t)src[i];
+          }
+        } else {
+          for (size_t i = 0; i < run; ++i) dst[i] = zp; /* cancelled by the folded bias */
+        }
+        dst += run;
+      }
+    }
+    for (int32_t i = d->k; i < d->kstride; ++i) *dst++ = 0;
   }
+  /* rows past m up to a multiple of 4 are computed (not stored): keep them defined */
+  const int32_t padded = (m + 3) & ~3;
+  memset(rows + (size_t)m * (size_t)d->kstride, 0, (size_t)(padded - m) * (size_t)d->kstride * sizeof(int16_t));
 }
 
-/* Scalar dot product of k values: the tail past the last multiple of 8, and the portable path. */
-static CONV2D_INLINE uint32_t dot_scalar(const uint8_t* a, const int16_t* w, int32_t from, int32_t k, int is_unsigned) {
-  uint32_t s = 0;
-  for (int32_t i = from; i < k; ++i) {
-    const int32_t x = is_unsigned ? (int32_t)a[i] : (int32_t)(int8_t)a[i];
-    s += (uint32_t)(x * (int32_t)w[i]);
-  }
-  return s;
-}
-
-#if CONV2D_SSE2
-static CONV2D_INLINE __m128i load8(const uint8_t* p, int is_unsigned) {
-  const __m128i v = _mm_loadl_epi64((const __m128i*)(const void*)p);
-  return is_unsigned ? _mm_unpacklo_epi8(v, _mm_setzero_si128()) : _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
-}
-
-/* The four lane sums of a, b, c, d as one vector [sum a, sum b, sum c, sum d]. */
-static CONV2D_INLINE __m128i hsum4(__m128i a, __m128i b, __m128i c, __m128i d) {
+#if CONV_SSE2
+/* The lane sums of a, b, c, d as one vector [sum a, sum b, sum c, sum d]. */
+static CONV_INLINE __m128i hsum4(__m128i a, __m128i b, __m128i c, __m128i d) {
   const __m128i ab = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
   const __m128i cd = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
   return _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd));
 }
-#endif
 
-/* Two rows by four weight rows. pmaddwd multiplies int16 pairs exactly and adds them in int32; its only
- * overflow (both pairs -32768 * -32768) cannot occur with 8-bit inputs. */
-static CONV2D_INLINE void dot_2x4(const gemm_args* g, const uint8_t* a0, const uint8_t* a1, const int16_t* w,
-                                  uint32_t acc0[4], uint32_t acc1[4], int is_unsigned) {
-  const int32_t k = g->k;
-  const size_t ws = (size_t)g->kstride;
-  int32_t i = 0;
-#if CONV2D_SSE2
-  __m128i c00 = _mm_setzero_si128(), c01 = c00, c02 = c00, c03 = c00;
-  __m128i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-  for (; i + 8 <= k; i += 8) {
-    const __m128i w0 = _mm_loadu_si128((const __m128i*)(const void*)(w + i));
-    const __m128i w1 = _mm_loadu_si128((const __m128i*)(const void*)(w + ws + i));
-    const __m128i w2 = _mm_loadu_si128((const __m128i*)(const void*)(w + 2 * ws + i));
-    const __m128i w3 = _mm_loadu_si128((const __m128i*)(const void*)(w + 3 * ws + i));
-    const __m128i x0 = load8(a0 + i, is_unsigned);
-    const __m128i x1 = load8(a1 + i, is_unsigned);
-    c00 = _mm_add_epi32(c00, _mm_madd_epi16(x0, w0));
-    c01 = _mm_add_epi32(c01, _mm_madd_epi16(x0, w1));
-    c02 = _mm_add_epi32(c02, _mm_madd_epi16(x0, w2));
-    c03 = _mm_add_epi32(c03, _mm_madd_epi16(x0, w3));
-    c10 = _mm_add_epi32(c10, _mm_madd_epi16(x1, w0));
-    c11 = _mm_add_epi32(c11, _mm_madd_epi16(x1, w1));
-    c12 = _mm_add_epi32(c12, _mm_madd_epi16(x1, w2));
-    c13 = _mm_add_epi32(c13, _mm_madd_epi16(x1, w3));
+static CONV_INLINE __m128i load16(const int16_t* p) { return _mm_loadu_si128((const __m128i*)(const void*)p); }
+
+/* Four rows by two weight rows: [rows . w0] and [rows . w1] as vectors over the four rows. pmaddwd
+ * multiplies int16 pairs exactly and adds them in int32; its one overflow (two -32768 * -32768 pairs)
+ * cannot occur with 8-bit values. Sums wrap in int32 like LiteRT's accumulator. */
+static CONV_INLINE void dot_4x2(const int16_t* rows, size_t stride, const int16_t* w0, const int16_t* w1,
+                                int32_t k, __m128i* out0, __m128i* out1) {
+  const int16_t *r0 = rows, *r1 = rows + stride, *r2 = rows + 2 * stride, *r3 = rows + 3 * stride;
+  __m128i a00 = _mm_setzero_si128(), a10 = a00, a20 = a00, a30 = a00;
+  __m128i a01 = a00, a11 = a00, a21 = a00, a31 = a00;
+  for (int32_t i = 0; i < k; i += 8) {
+    const __m128i v0 = load16(w0 + i), v1 = load16(w1 + i);
+    const __m128i x0 = load16(r0 + i), x1 = load16(r1 + i), x2 = load16(r2 + i), x3 = load16(r3 + i);
+    a00 = _mm_add_epi32(a00, _mm_madd_epi16(x0, v0));
+    a01 = _mm_add_epi32(a01, _mm_madd_epi16(x0, v1));
+    a10 = _mm_add_epi32(a10, _mm_madd_epi16(x1, v0));
+    a11 = _mm_add_epi32(a11, _mm_madd_epi16(x1, v1));
+    a20 = _mm_add_epi32(a20, _mm_madd_epi16(x2, v0));
+    a21 = _mm_add_epi32(a21, _mm_madd_epi16(x2, v1));
+    a30 = _mm_add_epi32(a30, _mm_madd_epi16(x3, v0));
+    a31 = _mm_add_epi32(a31, _mm_madd_epi16(x3, v1));
   }
-  _mm_storeu_si128((__m128i*)(void*)acc0, hsum4(c00, c01, c02, c03));
-  _mm_storeu_si128((__m128i*)(void*)acc1, hsum4(c10, c11, c12, c13));
-#else
-  for (int j = 0; j < 4; ++j) acc0[j] = acc1[j] = 0;
-#endif
-  for (int j = 0; j < 4; ++j) {
-    acc0[j] += dot_scalar(a0, w + j * ws, i, k, is_unsigned);
-    acc1[j] += dot_scalar(a1, w + j * ws, i, k, is_unsigned);
-  }
+  *out0 = hsum4(a00, a10, a20, a30);
+  *out1 = hsum4(a01, a11, a21, a31);
 }
 
-static CONV2D_INLINE void dot_1x4(const gemm_args* g, const uint8_t* a0, const int16_t* w, uint32_t acc0[4],
-                                  int is_unsigned) {
-  const int32_t k = g->k;
-  const size_t ws = (size_t)g->kstride;
-  int32_t i = 0;
-#if CONV2D_SSE2
-  __m128i c0 = _mm_setzero_si128(), c1 = c0, c2 = c0, c3 = c0;
-  for (; i + 8 <= k; i += 8) {
-    const __m128i x0 = load8(a0 + i, is_unsigned);
-    c0 = _mm_add_epi32(c0, _mm_madd_epi16(x0, _mm_loadu_si128((const __m128i*)(const void*)(w + i))));
-    c1 = _mm_add_epi32(c1, _mm_madd_epi16(x0, _mm_loadu_si128((const __m128i*)(const void*)(w + ws + i))));
-    c2 = _mm_add_epi32(c2, _mm_madd_epi16(x0, _mm_loadu_si128((const __m128i*)(const void*)(w + 2 * ws + i))));
-    c3 = _mm_add_epi32(c3, _mm_madd_epi16(x0, _mm_loadu_si128((const __m128i*)(const void*)(w + 3 * ws + i))));
+static CONV_INLINE __m128i dot_4x1(const int16_t* rows, size_t stride, const int16_t* w0, int32_t k) {
+  const int16_t *r0 = rows, *r1 = rows + stride, *r2 = rows + 2 * stride, *r3 = rows + 3 * stride;
+  __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+  for (int32_t i = 0; i < k; i += 8) {
+    const __m128i v0 = load16(w0 + i);
+    a0 = _mm_add_epi32(a0, _mm_madd_epi16(load16(r0 + i), v0));
+    a1 = _mm_add_epi32(a1, _mm_madd_epi16(load16(r1 + i), v0));
+    a2 = _mm_add_epi32(a2, _mm_madd_epi16(load16(r2 + i), v0));
+    a3 = _mm_add_epi32(a3, _mm_madd_epi16(load16(r3 + i), v0));
   }
-  _mm_storeu_si128((__m128i*)(void*)acc0, hsum4(c0, c1, c2, c3));
-#else
-  for (int j = 0; j < 4; ++j) acc0[j] = 0;
-#endif
-  for (int j = 0; j < 4; ++j) acc0[j] += dot_scalar(a0, w + j * ws, i, k, is_unsigned);
+  return hsum4(a0, a1, a2, a3);
 }
 
-static CONV2D_INLINE uint32_t dot_1x1(const gemm_args* g, const uint8_t* a0, const int16_t* w, int is_unsigned) {
-  const int32_t k = g->k;
-  int32_t i = 0;
-  uint32_t s = 0;
-#if CONV2D_SSE2
-  __m128i c = _mm_setzero_si128();
-  for (; i + 8 <= k; i += 8) {
-    c = _mm_add_epi32(c, _mm_madd_epi16(load8(a0 + i, is_unsigned), _mm_loadu_si128((const __m128i*)(const void*)(w + i))));
-  }
-  uint32_t lanes[4];
-  _mm_storeu_si128((__m128i*)(void*)lanes, c);
-  s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
-#endif
-  return s + dot_scalar(a0, w, i, k, is_unsigned);
+/* Requantized lanes [row 0..3] of channels n (and n + 1) as bytes, stored into the rows' outputs. */
+static CONV_INLINE __m128i requantize_pair(const conv2d_data* d, int32_t n, __m128i s0, __m128i s1) {
+  const int32_t sh0 = d->shift[n], sh1 = d->shift[n + 1];
+  const __m128i zp = _mm_set1_epi32(d->out_zp);
+  s0 = _mm_add_epi32(conv_mbqm_x4(_mm_add_epi32(s0, _mm_set1_epi32((int32_t)d->bias32[n])), d->multiplier[n],
+                                  sh0 > 0 ? sh0 : 0, sh0 > 0 ? 0 : -sh0), zp);
+  s1 = _mm_add_epi32(conv_mbqm_x4(_mm_add_epi32(s1, _mm_set1_epi32((int32_t)d->bias32[n + 1])), d->multiplier[n + 1],
+                                  sh1 > 0 ? sh1 : 0, sh1 > 0 ? 0 : -sh1), zp);
+  /* saturating to int16 keeps the order, so clamping there equals clamping the int32 values */
+  __m128i v = _mm_packs_epi32(s0, s1);
+  v = _mm_min_epi16(_mm_max_epi16(v, _mm_set1_epi16((int16_t)d->act_min)), _mm_set1_epi16((int16_t)d->act_max));
+  return d->kind == KIND_U8 ? _mm_packus_epi16(v, v) : _mm_packs_epi16(v, v);
 }
 
-static CONV2D_INLINE void gemm8(const gemm_args* g, const uint8_t* const* rows, int32_t m, uint8_t* out,
-                                size_t out_stride, int is_unsigned) {
-  const size_t ws = (size_t)g->kstride;
+static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel, uint8_t* out) {
+  const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
+  const int16_t* weights = d->weights + (size_t)first_channel * ks;
   int32_t n = 0;
-  for (; n + 4 <= g->n; n += 4) {
-    const int16_t* w = g->weights + (size_t)n * ws;
-    int32_t r = 0;
-    for (; r + 2 <= m; r += 2) {
-      uint32_t acc0[4], acc1[4];
-      dot_2x4(g, rows[r], rows[r + 1], w, acc0, acc1, is_unsigned);
-      store4(g, n, acc0, out + (size_t)r * out_stride + (size_t)n);
-      store4(g, n, acc1, out + (size_t)(r + 1) * out_stride + (size_t)n);
-    }
-    if (r < m) {
-      uint32_t acc0[4];
-      dot_1x4(g, rows[r], w, acc0, is_unsigned);
-      store4(g, n, acc0, out + (size_t)r * out_stride + (size_t)n);
-    }
-  }
-  for (; n < g->n; ++n) {
-    const int16_t* w = g->weights + (size_t)n * ws;
-    for (int32_t r = 0; r < m; ++r) {
-      const uint32_t acc = dot_1x1(g, rows[r], w, is_unsigned) + g->bias[n];
-      out[(size_t)r * out_stride + (size_t)n] =
-          (uint8_t)conv_requantize8(acc, g->multiplier[n], g->shift[n], g->out_zp, g->act_min, g->act_max);
+  for (; n + 2 <= d->group_out; n += 2) {
+    const int16_t* w0 = weights + (size_t)n * ks;
+    for (int32_t r = 0; r < m; r += 4) {
+      __m128i s0, s1;
+      dot_4x2(rows + (size_t)r * ks, ks, w0, w0 + ks, d->kstride, &s0, &s1);
+      __m128i v = requantize_pair(d, first_channel + n, s0, s1);
+      v = _mm_unpacklo_epi8(v, _mm_srli_si128(v, 4)); /* (channel n, n + 1) byte pairs, row by row */
+      uint8_t pairs[16];
+      _mm_storeu_si128((__m128i*)(void*)pairs, v);
+      uint8_t* o = out + (size_t)r * os + (size_t)n;
+      const int32_t rows_left = m - r < 4 ? m - r : 4;
+      for (int32_t j = 0; j < rows_left; ++j) memcpy(o + (size_t)j * os, pairs + 2 * j, 2);
     }
   }
+  if (n < d->group_out) {
+    const int16_t* w0 = weights + (size_t)n * ks;
+    for (int32_t r = 0; r < m; r += 4) {
+      const __m128i s = dot_4x1(rows + (size_t)r * ks, ks, w0, d->kstride);
+      const __m128i v = requantize_pair(d, first_channel + n, s, s); /* wasteful but rare: one channel */
+      const uint32_t bytes = (uint32_t)_mm_cvtsi128_si32(v);
+      const int32_t rows_left = m - r < 4 ? m - r : 4;
+      for (int32_t j = 0; j < rows_left; ++j) out[(size_t)(r + j) * os + (size_t)n] = (uint8_t)(bytes >> (8 * j));
+    }
+  }
 }
-
-static void gemm_s8(const gemm_args* g, const uint8_t* const* rows, int32_t m, uint8_t* out, size_t out_stride) {
-  gemm8(g, rows, m, out, out_stride, 0);
+#else
+/* Portable: the same rows, one output at a time. */
+static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel, uint8_t* out) {
+  const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
+  for (int32_t r = 0; r < m; ++r) {
+    const int16_t* a = rows + (size_t)r * ks;
+    for (int32_t n = 0; n < d->group_out; ++n) {
+      const int32_t c = first_channel + n;
+      const int16_t* w = d->weights + (size_t)c * ks;
+      uint32_t acc = d->bias32[c];
+      for (int32_t i = 0; i < d->kstride; ++i) acc += (uint32_t)((int32_t)a[i] * (int32_t)w[i]);
+      out[(size_t)r * os + (size_t)n] =
+          (uint8_t)conv_requantize8(acc, d->multiplier[c], d->shift[c], d->out_zp, d->act_min, d->act_max);
+    }
+  }
 }
-
-static void gemm_u8(const gemm_args* g, const uint8_t* const* rows, int32_t m, uint8_t* out, size_t out_stride) {
-  gemm8(g, rows, m, out, out_stride, 1);
-}
+#endif
 
 /* ----------------------------------------------------------------------------------------------------
  * int16 activations: the same rows, plain C. Products are at most 2^15 * 2^7; chunks of 256 of them fit an
@@ -231,28 +211,30 @@ static void gemm_s16(const conv2d_data* d, const int16_t* const* rows, int32_t m
   }
 }
 
-/* ----------------------------------------------------------------------------------------------------
- * Rows: one output pixel's window, as a pointer into the input (direct) or copied into scratch. */
-
-static void im2col_row(const conv2d_data* d, const uint8_t* image, int32_t group, int32_t oy, int32_t ox,
-                       size_t elem, uint8_t* dst) {
-  const size_t run = (size_t)d->group_in * elem;
+/* int16 rows: a pointer into the input (direct) or the window copied into scratch, zeros in padded taps
+ * (int16 zero points are 0). */
+static const int16_t* rows16_at(const conv2d_data* d, const int16_t* image, int32_t group, int32_t p, int16_t* dst) {
+  const int32_t oy = p / d->out_w, ox = p % d->out_w;
+  const size_t run = (size_t)d->group_in;
+  if (d->direct) {
+    return image + ((size_t)oy * (size_t)d->stride_h * (size_t)d->in_w + (size_t)ox * (size_t)d->stride_w) * (size_t)d->in_c +
+           (size_t)group * run;
+  }
+  int16_t* row = dst;
   for (int32_t fy = 0; fy < d->kh; ++fy) {
     const int64_t iy = (int64_t)oy * d->stride_h - d->pad_h + (int64_t)fy * d->dil_h;
     for (int32_t fx = 0; fx < d->kw; ++fx) {
       const int64_t ix = (int64_t)ox * d->stride_w - d->pad_w + (int64_t)fx * d->dil_w;
       if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w) {
-        memcpy(dst, image + (((size_t)iy * (size_t)d->in_w + (size_t)ix) * (size_t)d->in_c + (size_t)group * d->group_in) * elem,
-               run);
-      } else if (elem == 1) {
-        memset(dst, d->in_zp & 0xFF, run); /* the zero point, which the folded bias cancels */
+        memcpy(dst, image + ((size_t)iy * (size_t)d->in_w + (size_t)ix) * (size_t)d->in_c + (size_t)group * run,
+               run * sizeof(int16_t));
       } else {
-        memset(dst, 0, run); /* int16 zero points are 0 */
+        memset(dst, 0, run * sizeof(int16_t));
       }
       dst += run;
     }
   }
-  memset(dst, 0, ((size_t)d->kstride - (size_t)d->k) * elem);
+  return row;
 }
 
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
@@ -260,52 +242,30 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const eq_tensor* input = eq_input(ctx, node, 0);
   eq_tensor* output = eq_output(ctx, node, 0);
   if (output->count == 0) return EDGEQ_OK;
-  const size_t elem = d->kind == KIND_S8 || d->kind == KIND_U8 ? 1 : 2;
-  uint8_t* scratch = d->scratch >= 0 ? eq_scratch(ctx, node, d->scratch) : NULL;
+  const int is8 = d->kind == KIND_S8 || d->kind == KIND_U8;
+  const size_t elem = is8 ? 1 : 2;
+  int16_t* scratch = d->scratch >= 0 ? eq_scratch(ctx, node, d->scratch) : NULL;
   const size_t image_elems = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c;
   const int32_t pixels = d->out_h * d->out_w;
-  const uint8_t* rows8[MAX_BLOCK];
   const int16_t* rows16[MAX_BLOCK];
-  gemm_args g = {d->kstride, d->kstride, d->group_out, NULL, NULL, NULL, NULL, d->out_zp, d->act_min, d->act_max};
-  if (d->direct) g.k = d->k;
   for (int32_t b = 0; b < d->batches; ++b) {
     const uint8_t* image = input->data + (size_t)b * image_elems * elem;
     uint8_t* out_image = output->data + (size_t)b * (size_t)pixels * (size_t)d->out_c * elem;
     for (int32_t group = 0; group < d->groups; ++group) {
       const int32_t first_channel = group * d->group_out;
-      g.weights = d->weights + (size_t)first_channel * (size_t)d->kstride;
-      if (d->bias32) g.bias = d->bias32 + first_channel;
-      g.multiplier = d->multiplier + first_channel;
-      g.shift = d->shift + first_channel;
       for (int32_t p0 = 0; p0 < pixels; p0 += d->block) {
         const int32_t m = pixels - p0 < d->block ? pixels - p0 : d->block;
-        for (int32_t r = 0; r < m; ++r) {
-          const int32_t oy = (p0 + r) / d->out_w, ox = (p0 + r) % d->out_w;
-          const uint8_t* row;
-          if (d->direct) {
-            const size_t at = ((size_t)oy * (size_t)d->stride_h * (size_t)d->in_w + (size_t)ox * (size_t)d->stride_w) *
-                                  (size_t)d->in_c + (size_t)group * (size_t)d->group_in;
-            row = image + at * elem;
-          } else {
-            uint8_t* dst = scratch + (size_t)r * (size_t)d->kstride * elem;
-            im2col_row(d, image, group, oy, ox, elem, dst);
-            row = dst;
-          }
-          rows8[r] = row;
-          rows16[r] = (const int16_t*)(const void*)row;
-        }
         uint8_t* out = out_image + ((size_t)p0 * (size_t)d->out_c + (size_t)first_channel) * elem;
-        switch (d->kind) {
-          case KIND_S8:
-            gemm_s8(&g, rows8, m, out, (size_t)d->out_c);
-            break;
-          case KIND_U8:
-            gemm_u8(&g, rows8, m, out, (size_t)d->out_c);
-            break;
-          default:
-            gemm_s16(d, rows16, m, g.weights, first_channel, (int16_t*)(void*)out,
-                     (size_t)d->out_c);
-            break;
+        if (is8) {
+          fill_rows8(d, image, group, p0, m, scratch);
+          gemm8(d, scratch, m, first_channel, out);
+        } else {
+          for (int32_t r = 0; r < m; ++r) {
+            rows16[r] = rows16_at(d, (const int16_t*)(const void*)image, group, p0 + r,
+                                  scratch ? scratch + (size_t)r * (size_t)d->kstride : NULL);
+          }
+          gemm_s16(d, rows16, m, d->weights + (size_t)first_channel * (size_t)d->kstride, first_channel,
+                   (int16_t*)(void*)out, (size_t)d->out_c);
         }
       }
     }
@@ -465,11 +425,12 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   d->direct = d->kh == 1 && d->kw == 1 && pad_h == 0 && pad_w == 0;
   d->block = MAX_BLOCK;
   d->scratch = -1;
-  if (!d->direct) {
-    const size_t row_bytes = (size_t)d->kstride * (is8 ? 1 : 2);
-    size_t block = ((size_t)64 << 10) / row_bytes; /* keep the block's rows near 64 KiB */
+  if (is8 || !d->direct) {
+    /* A block's rows stay near 16 KiB so they remain in L1 while each pair of weight rows passes them. */
+    const size_t row_bytes = (size_t)d->kstride * sizeof(int16_t);
+    size_t block = (((size_t)16 << 10) / row_bytes) & ~(size_t)3;
     if (block > MAX_BLOCK) block = MAX_BLOCK;
-    if (block < 2) block = 2;
+    if (block < 4) block = 4;
     d->block = (int32_t)block;
     d->scratch = eq_request_scratch(ctx, node, block * row_bytes);
     if (d->scratch < 0) return EDGEQ_ERROR_MEMORY;

@@ -11,6 +11,19 @@
 
 #include "../fixedpoint.h"
 
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define CONV_SSE2 1
+#else
+#define CONV_SSE2 0
+#endif
+
+#if defined(__GNUC__)
+#define CONV_INLINE inline __attribute__((always_inline))
+#else
+#define CONV_INLINE inline
+#endif
+
 /* BuiltinOptions union members and TensorType values as schema.fbs numbers them. */
 enum { CONV_OPTIONS_CONV2D = 1, CONV_OPTIONS_DEPTHWISE = 2, CONV_OPTIONS_TRANSPOSE = 49 };
 enum { CONV_TENSOR_TYPE_FLOAT32 = 0, CONV_TENSOR_TYPE_INT32 = 2, CONV_TENSOR_TYPE_INT64 = 4 };
@@ -176,6 +189,28 @@ static inline int32_t conv_requantize8(uint32_t acc, int32_t multiplier, int shi
   const int32_t v = (int32_t)((uint32_t)eq_mbqm((int32_t)acc, multiplier, shift) + (uint32_t)zero_point);
   return v < lo ? lo : (v > hi ? hi : v);
 }
+
+#if CONV_SSE2
+/* MultiplyByQuantizedMultiplier (double rounding) on four int32 lanes that share one channel's multiplier
+ * and shift, exactly as eq_mbqm. With a multiplier M >= 0, SaturatingRoundingDoublingHighMul(x, M) is
+ * floor((x * M + 2^30) / 2^31): its saturating case needs M = INT32_MIN and its nudge for negative
+ * products rounds the same way. SSE2 multiplies unsigned 32 x 32 -> 64 bits; for x < 0 that adds
+ * M * 2^32, i.e. 2 * M after the shift by 31, which is subtracted back (all modulo 2^32, and only the
+ * low 32 bits of the shifted product are kept). RoundingDivideByPOT is gemmlowp's formula. */
+static CONV_INLINE __m128i conv_mbqm_x4(__m128i x, int32_t multiplier, int left, int right) {
+  x = _mm_sll_epi32(x, _mm_cvtsi32_si128(left));
+  const __m128i m = _mm_set1_epi32(multiplier);
+  const __m128i round = _mm_set_epi32(0, 1 << 30, 0, 1 << 30);
+  const __m128i even = _mm_srli_epi64(_mm_add_epi64(_mm_mul_epu32(x, m), round), 31);
+  const __m128i odd = _mm_srli_epi64(_mm_add_epi64(_mm_mul_epu32(_mm_srli_epi64(x, 32), m), round), 31);
+  __m128i t = _mm_or_si128(_mm_and_si128(even, _mm_set_epi32(0, -1, 0, -1)), _mm_slli_epi64(odd, 32));
+  t = _mm_sub_epi32(t, _mm_slli_epi32(_mm_and_si128(m, _mm_srai_epi32(x, 31)), 1));
+  const __m128i mask = _mm_set1_epi32((int32_t)((1u << right) - 1u));
+  const __m128i remainder = _mm_and_si128(t, mask);
+  const __m128i threshold = _mm_sub_epi32(_mm_srai_epi32(mask, 1), _mm_srai_epi32(t, 31));
+  return _mm_sub_epi32(_mm_sra_epi32(t, _mm_cvtsi32_si128(right)), _mm_cmpgt_epi32(remainder, threshold));
+}
+#endif
 
 /* Filter element i: INT4 as UnpackPackedIntToInt8 reads it (two a byte, the low nibble first, each
  * sign-extended), INT8 signed, UINT8 unsigned. */
