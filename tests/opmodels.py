@@ -4,10 +4,11 @@ LiteRT's reference kernels (BUILTIN_REF).
 Every op gets one or more tiny float tf.function models whose variants change the integer arithmetic (strides,
 padding, dilation, fused activations, broadcasting, axes, resize modes, ...), plus a few multi-op blocks. Each is
 quantized by every quantizer that accepts it: TFLiteConverter full-integer PTQ (int8, int16x8),
-ai-edge-quantizer's static recipes (w8a8, w8a16, and int4 weights for CONV_2D / FULLY_CONNECTED), edgeq
-(int8, int16x8), and legacy asymmetric uint8 (the float graph with FakeQuant nodes inserted, through the TF1
-converter). A model is kept only if it holds the op under test with integer tensors and LiteRT's reference
-kernels run it; refusals are cached too, so the list is the same on every run.
+ai-edge-quantizer's static recipes (w8a8, w8a16, and int8 activations with int4 per-channel weights in
+CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED), edgeq (int8, int16x8), and legacy asymmetric uint8 (uint8
+activations and per-tensor weights: the float graph with FakeQuant nodes inserted, through the TF1 converter).
+A model is kept only if it holds the op under test with integer tensors and LiteRT's reference kernels run it;
+refusals are cached too, so the list is the same on every run.
 
 Models are built once, deterministically, into `<repo>/.cache/opmodels/<hash of this file>/` (the base
 directory is EDGEQ_OPMODELS_DIR if set), by worker processes that each import TensorFlow once.
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ QUANTIZERS = (
 )
 # Quantizers that can keep float inputs and outputs; they also build "_intio" variants of specs that ask.
 _FLOAT_IO = ("tflite_int8", "tflite_int16x8", "edgeq_int8", "edgeq_int16x8")
-# Ops that ai-edge-quantizer gives int4 weights (its policy lists no others for static int8 activations).
-_INT4_OPS = ("CONV_2D", "FULLY_CONNECTED")
+# Ops given int4 weights (per channel) by ai-edge-quantizer under int8 activations, the ones with int4 kernels.
+_INT4_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _CALIB_SAMPLES = 20
 
 
@@ -99,9 +100,6 @@ class _Weights:
     def __call__(self, *shape: int, scale: float = 0.3) -> np.ndarray:
         spread = self._rng.permutation(np.geomspace(0.3, 3.0, shape[-1]))
         return (self._rng.standard_normal(shape) * scale * spread).astype(np.float32)
-
-    def positive(self, *shape: int) -> np.ndarray:
-        return self._rng.uniform(0.05, 0.5, shape).astype(np.float32)
 
 
 def _x(*shape: int, lo: float = -2.0, hi: float = 2.0) -> _Input:
@@ -244,10 +242,11 @@ def _hard_swish(tf: Any, x: Any) -> Any:
 
 
 def _layer_norm(tf: Any, w: _Weights, x: Any) -> Any:
-    mean = tf.reduce_mean(x, -1, keepdims=True)
-    var = tf.reduce_mean(tf.math.squared_difference(x, mean), -1, keepdims=True)
+    """Centred with SUB and squared with MUL: SQUARED_DIFFERENCE has no int16 kernel."""
+    centred = x - tf.reduce_mean(x, -1, keepdims=True)
+    var = tf.reduce_mean(centred * centred, -1, keepdims=True)
     width = x.shape[-1]
-    return (x - mean) * tf.math.rsqrt(var + 1e-5) * (1.0 + w(width, scale=0.1)) + w(width, scale=0.1)
+    return centred * tf.math.rsqrt(var + 1e-5) * (1.0 + w(width, scale=0.1)) + w(width, scale=0.1)
 
 
 def _mobilenet_block(tf: Any, w: _Weights, x: Any) -> Any:
@@ -670,7 +669,7 @@ class _Built:
     concrete: Any  # the frozen tf ConcreteFunction
     calib: list[list[np.ndarray]]
     float_tflite: bytes
-    input_names: list[str] = field(default_factory=list)
+    input_names: list[str]
 
 
 def _build_spec(name: str, quantizers: tuple[str, ...], directory: str) -> None:
@@ -683,8 +682,8 @@ def _build_spec(name: str, quantizers: tuple[str, ...], directory: str) -> None:
                 data = _QUANTIZE[quantizer](built, int_io)
                 _check(data, built.spec, quantizer)
             except Exception as e:  # a refusal is a result: recorded so the list stays the same on every run
-                message = str(e).strip().splitlines()
-                _write_atomic(Path(directory) / f"{model_name}.skip", f"{type(e).__name__}: {message[:1]}".encode())
+                first_line = (str(e).strip().splitlines() or [""])[0]
+                _write_atomic(Path(directory) / f"{model_name}.skip", f"{type(e).__name__}: {first_line}".encode())
                 continue
             _write_atomic(Path(directory) / f"{model_name}.tflite", data)
 
@@ -762,7 +761,17 @@ def _aeq_recipe(activation_bits: int, weight_bits: int = 8) -> list[dict]:
     manager.add_static_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, activation_bits, 8)
     if weight_bits != 8:
         for op in _INT4_OPS:
-            manager.add_static_config(".*", getattr(qtyping.TFLOperationName, op), activation_bits, weight_bits)
+            # Its policy allows int4 weights with integer activations for CONV_2D and FULLY_CONNECTED only;
+            # LiteRT's reference DEPTHWISE_CONV_2D takes them too, so that one skips the policy check.
+            config = qtyping.OpQuantizationConfig(
+                activation_tensor_config=qtyping.TensorQuantizationConfig(activation_bits, symmetric=False),
+                weight_tensor_config=qtyping.TensorQuantizationConfig(
+                    weight_bits, symmetric=True, granularity=qtyping.QuantGranularity.CHANNELWISE
+                ),
+                compute_precision=qtyping.ComputePrecision.INTEGER,
+                skip_checks=op == "DEPTHWISE_CONV_2D",
+            )
+            manager.add_quantization_config(".*", getattr(qtyping.TFLOperationName, op), config)
     return manager.get_quantization_recipe()
 
 
@@ -795,31 +804,10 @@ def _edgeq(scheme: str) -> Callable[[_Built, bool], bytes]:
 # imposes its own): no FakeQuant after them, as none would be in a model trained with quantization.
 _SAME_RANGE_TF_OPS = frozenset(
     {
-        "MaxPool",
-        "AvgPool",
-        "Reshape",
-        "Squeeze",
-        "ExpandDims",
-        "Transpose",
-        "StridedSlice",
-        "Slice",
-        "GatherV2",
-        "Pad",
-        "PadV2",
-        "MirrorPad",
-        "ResizeBilinear",
-        "ResizeNearestNeighbor",
-        "SpaceToDepth",
-        "DepthToSpace",
-        "Max",
-        "Min",
-        "Split",
-        "SplitV",
-        "Identity",
-        "Softmax",
-        "Sigmoid",
-        "Tanh",
-        "Pack",
+        *("MaxPool", "AvgPool", "Reshape", "Squeeze", "ExpandDims", "Transpose", "StridedSlice", "Slice"),
+        *("GatherV2", "Pad", "PadV2", "MirrorPad", "ResizeBilinear", "ResizeNearestNeighbor", "SpaceToDepth"),
+        *("DepthToSpace", "SpaceToBatchND", "BatchToSpaceND", "Max", "Min", "Split", "SplitV", "Identity"),
+        *("Softmax", "Sigmoid", "Tanh", "Pack"),
     }
 )
 # TF op -> index of its weight input, which gets a FakeQuant over the weight's own range.
@@ -832,6 +820,7 @@ _WEIGHT_INPUT = {
     "GatherV2": 0,
 }
 _FUSED_ACTIVATIONS = frozenset({"Relu", "Relu6"})
+_CLAMPS = frozenset({"Minimum", "Maximum"})  # with a constant bound: clip_by_value, fused as RELU_N1_TO_1
 
 
 def _uint8(built: _Built, int_io: bool) -> bytes:
@@ -881,18 +870,33 @@ def _uint8(built: _Built, int_io: bool) -> bytes:
 
 def _fake_quant_after(t: Any) -> bool:
     """Whether an activation gets a FakeQuant: float outputs of computing ops, except where the converter
-    fuses the next op (bias add after a weighted op, relu/relu6) or carries the range through."""
+    fuses the next op (bias add after a weighted op, relu, relu6, a clamp) or carries the range through."""
     op = t.op
     if t.dtype.name != "float32" or op.type in ("Const", "Placeholder") or op.type in _SAME_RANGE_TF_OPS:
         return False
     consumers = t.consumers()
+    if _inside_prelu(t):
+        return False
     if len(consumers) == 1:
         nxt = consumers[0]
-        if nxt.type in _FUSED_ACTIVATIONS:
+        if nxt.type in _FUSED_ACTIVATIONS or (nxt.type in _CLAMPS and any(i.op.type == "Const" for i in nxt.inputs)):
             return False
-        if op.type in _WEIGHT_INPUT and op.type != "GatherV2" and nxt.type in ("AddV2", "Add", "BiasAdd"):
-            return not any(i.op.type == "Const" for i in nxt.inputs)
+        if op.type in _WEIGHT_INPUT and op.type != "GatherV2":
+            if nxt.type == "BatchToSpaceND":  # a dilated depthwise convolution, folded back into one op
+                return False
+            if nxt.type in ("AddV2", "Add", "BiasAdd"):
+                return not any(i.op.type == "Const" for i in nxt.inputs)
     return True
+
+
+def _inside_prelu(t: Any) -> bool:
+    """Whether t is an inner tensor of relu(x) + (-alpha) * relu(-x), which the converter fuses into PRELU."""
+    op, consumers = t.op, t.consumers()
+    if op.type == "Relu":
+        return bool(consumers) and all(c.type in ("Mul", "AddV2") for c in consumers)
+    if op.type == "Mul" and {i.op.type for i in op.inputs} == {"Relu", "Const"}:
+        return all(c.type == "AddV2" for c in consumers)
+    return False
 
 
 def _insert_fake_quant(graph_def: Any, tensor: str, lo: float, hi: float) -> None:

@@ -71,7 +71,7 @@ REQUIRED_OPS = {
 # LiteRT's BUILTIN_REF resolver registers no ELU kernel at all (float included), so no model can hold one.
 UNAVAILABLE = {"ELU"}
 # Ops whose models must take integer weights in int4.
-INT4_OPS = {"CONV_2D", "FULLY_CONNECTED"}
+INT4_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 
 _NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TYPES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
