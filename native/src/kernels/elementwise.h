@@ -158,7 +158,9 @@ static inline edgeq_status ew_addsub_prepare(eq_context* ctx, const eq_tensor* i
   const double twice_max = (double)(2.0f * (s1 > s2 ? s1 : s2));
   const float divisor = (float)(1 << p->left_shift) * out->scale[0];
   edgeq_status s = ew_multiplier_below_one(ctx, (double)s1 / twice_max, &p->in1_multiplier, &p->in1_shift, "input 1");
-  if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, (double)s2 / twice_max, &p->in2_multiplier, &p->in2_shift, "input 2");
+  if (s == EDGEQ_OK) {
+    s = ew_multiplier_below_one(ctx, (double)s2 / twice_max, &p->in2_multiplier, &p->in2_shift, "input 2");
+  }
   const double real_out = twice_max / (double)divisor;
   if (s == EDGEQ_OK && !(real_out < 1.0)) {
     /* ADD aborts here; SUB goes on to a rounding shift by a negative amount (undefined; on x86 it

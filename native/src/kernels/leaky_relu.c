@@ -23,7 +23,9 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
                     eq_type_name(out->type));
   }
   if (!eq_same_shape(input, out)) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input and output shapes differ");
-  if (!ew_is_quantizable(input->type)) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "type %s", eq_type_name(input->type));
+  if (!ew_is_quantizable(input->type)) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "type %s", eq_type_name(input->type));
+  }
   const int symmetric = input->type == EQ_T_INT16;
   if ((s = ew_check_quant(ctx, input, "input", symmetric)) != EDGEQ_OK) return s;
   if ((s = ew_check_quant(ctx, out, "output", symmetric)) != EDGEQ_OK) return s;

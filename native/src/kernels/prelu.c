@@ -48,7 +48,9 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   }
   /* LiteRT reads alpha as int8 for int8/int16 inputs and as uint8 for uint8 ones, whatever its type. */
   const int32_t alpha_type = input->type == EQ_T_UINT8 ? EQ_T_UINT8 : EQ_T_INT8;
-  if (!ew_is_quantizable(input->type)) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "type %s", eq_type_name(input->type));
+  if (!ew_is_quantizable(input->type)) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "type %s", eq_type_name(input->type));
+  }
   if (alpha->type != alpha_type) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s input with %s alpha (LiteRT takes %s alpha)",
                     eq_type_name(input->type), eq_type_name(alpha->type), eq_type_name(alpha_type));

@@ -67,7 +67,9 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   const double twice_max = (double)(2.0f * (s1 > s2 ? s1 : s2));
   const float divisor = (float)(1 << (2 * SQDIFF_LEFT_SHIFT)) * out->scale[0];
   s = ew_multiplier_below_one(ctx, (double)s1 / twice_max, &q->in1_multiplier, &q->in1_shift, "input 1");
-  if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, (double)s2 / twice_max, &q->in2_multiplier, &q->in2_shift, "input 2");
+  if (s == EDGEQ_OK) {
+    s = ew_multiplier_below_one(ctx, (double)s2 / twice_max, &q->in2_multiplier, &q->in2_shift, "input 2");
+  }
   if (s == EDGEQ_OK) {
     s = ew_multiplier_below_one(ctx, twice_max * twice_max / (double)divisor, &q->out_multiplier, &q->out_shift,
                                 "output");
