@@ -155,7 +155,8 @@ def test_a_sentinel_sized_range_is_reported_in_the_plan():
 
 def test_a_near_dead_activation_keeps_relu6_bounds_representable():
     """An activation that barely moves (random-init MobileNetV2 reached 2.5e-9) must not get a scale at which
-    LiteRT cannot quantize the fused RELU6 bound 6.0 into int32; it refused such a model at prepare."""
+    LiteRT cannot quantize the fused RELU6 bound 6.0 into int32 (it refused such a model at prepare), nor
+    softmax logits at a scale where LiteRT's int8 SOFTMAX aborts (beta * scale * 2^26 <= 1)."""
     w = RNG.normal(size=(4, 8)).astype(np.float32)
     tensors = [
         Tensor("x", (1, 8), "float32"),
@@ -163,10 +164,16 @@ def test_a_near_dead_activation_keeps_relu6_bounds_representable():
         Tensor("b", (4,), "float32", data=np.zeros(4, np.float32)),
         Tensor("y", (1, 4), "float32"),
     ]
-    ops = [Op("FULLY_CONNECTED", [0, 1, 2], [3], options={"fusedActivationFunction": 3},
-              options_type="FullyConnectedOptions")]
-    model = edgeq.load(write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0], outputs=[3])))
+    ops = [
+        Op("FULLY_CONNECTED", [0, 1, 2], [3], options={"fusedActivationFunction": 3},
+           options_type="FullyConnectedOptions"),
+        Op("FULLY_CONNECTED", [0, 1, 2], [4], options={"fusedActivationFunction": 0},
+           options_type="FullyConnectedOptions"),
+        Op("SOFTMAX", [4], [5], options={"beta": 1.0}, options_type="SoftmaxOptions"),
+    ]
+    tensors += [Tensor("logits", (1, 4), "float32"), Tensor("probs", (1, 4), "float32")]
+    model = edgeq.load(write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0], outputs=[3, 5])))
     tiny = (RNG.normal(size=(16, 8)) * 1e-9).astype(np.float32)
     qm = edgeq.quantize(model, edgeq.calibration.arrays(tiny), observer="minmax", progress=False)
-    assert min(min(e.scale) for e in qm.plan.tensors.values() if e.dtype != "int32") >= 2.0**-28
-    LiteRT(qm.tflite, reference=True).run([tiny[:1]])  # loads: 6 / scale fits in int32
+    assert min(min(e.scale) for e in qm.plan.tensors.values() if e.dtype == "int8" and len(e.scale) == 1) >= 2.0**-24
+    LiteRT(qm.tflite, reference=True).run([tiny[:1]])  # loads and runs (an abort would end the test process)

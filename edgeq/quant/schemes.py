@@ -11,9 +11,11 @@ from edgeq.errors import PlanError
 # Smallest range given to a tensor that never moved during calibration (all zeros, say): any scale
 # represents it exactly, and a sane one keeps downstream multipliers in range.
 _DEGENERATE_RANGE = 1.0
-# Smallest activation scale: LiteRT quantizes fused-activation bounds (6.0 for RELU6) to int32 at prepare
-# and refuses the model when 6 / scale overflows (seen on a near-dead MobileNetV2 activation, 2.5e-9).
-MIN_ACTIVATION_SCALE = 2.0**-28
+# Smallest activation scales. LiteRT quantizes fused-activation bounds (6.0 for RELU6) to int32 at prepare
+# and refuses the model when 6 / scale overflows (seen on a near-dead MobileNetV2 activation, 2.5e-9); its
+# int8 SOFTMAX aborts the process unless beta * input_scale * 2^26 > 1 (seen on that model's logits). An
+# int8 range below 1.5e-5 carries nothing anyway; int16 keeps finer steps where the bound allows.
+MIN_ACTIVATION_SCALE = {"int8": 2.0**-24, "uint8": 2.0**-24, "int16": 2.0**-28}
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,10 @@ def affine_params(lo: float, hi: float, dtype: str, symmetric: bool) -> tuple[fl
         bound = max(abs(lo), abs(hi))
         if bound == 0.0:
             bound = _DEGENERATE_RANGE
-        return max(bound / qmax, MIN_ACTIVATION_SCALE), 0
+        return max(bound / qmax, MIN_ACTIVATION_SCALE.get(dtype, 0.0)), 0
     if hi - lo == 0.0:
         hi = _DEGENERATE_RANGE
-    scale = max((hi - lo) / (qmax - qmin), MIN_ACTIVATION_SCALE)
+    scale = max((hi - lo) / (qmax - qmin), MIN_ACTIVATION_SCALE.get(dtype, 0.0))
     zero_from_min = qmin - lo / scale
     zero_point = int(np.clip(np.round(zero_from_min), qmin, qmax))
     return scale, zero_point
