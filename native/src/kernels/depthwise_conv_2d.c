@@ -24,7 +24,24 @@ typedef struct depthwise_data {
   int32_t* shift;
   int32_t out_zp, act_min, act_max;
   int32_t scratch; /* out_c accumulators */
+  /* SSE2 path (8-bit, multiplier 1, no left shifts): weights of tap pairs interleaved per channel, and
+   * per-channel requantization constants by groups of four channels. */
+  int vector;
+  int16_t* pair_weights; /* [ceil(taps / 2)][channels8][2] */
+  int32_t channels8;     /* out_c rounded down to a multiple of 8: the vector channels */
+  struct rq_quad* rq;    /* [channels8 / 4] */
+  int32_t taps_scratch;  /* kh * kw row pointers */
 } depthwise_data;
+
+/* MultiplyByQuantizedMultiplier constants of four channels: the multiplier; for the rounding right shift
+ * e, 2^(32 - e) (0 when e = 0), an all-ones lane when e = 0, 2^e - 1 and its half. */
+typedef struct rq_quad {
+  int32_t multiplier[4];
+  uint32_t factor[4];
+  int32_t unshifted[4];
+  int32_t mask[4];
+  int32_t half[4];
+} rq_quad;
 
 /* The input row of tap (fy, fx) for output (oy, ox): a pixel of the image, or the padding row. */
 static const uint8_t* tap_row(const depthwise_data* d, const uint8_t* image, int32_t oy, int32_t ox, int32_t fy,
@@ -62,6 +79,73 @@ static int32_t input_value(const depthwise_data* d, const uint8_t* row, int32_t 
   }
 }
 
+#if CONV_SSE2
+/* eq_mbqm on four lanes with their own multipliers and right shifts (no left shift): conv_mbqm_x4's
+ * doubling high multiply, then gemmlowp's RoundingDivideByPOT whose arithmetic shift by a per-lane e is
+ * the high half of t * 2^(32 - e) (unsigned multiply, corrected for negative t). */
+static CONV_INLINE __m128i mbqm_lanes(__m128i x, const rq_quad* q) {
+  const __m128i low = _mm_set_epi32(0, -1, 0, -1), high = _mm_set_epi32(-1, 0, -1, 0);
+  const __m128i round = _mm_set_epi32(0, 1 << 30, 0, 1 << 30);
+  const __m128i m = _mm_loadu_si128((const __m128i*)(const void*)q->multiplier);
+  const __m128i even = _mm_srli_epi64(_mm_add_epi64(_mm_mul_epu32(x, m), round), 31);
+  const __m128i odd = _mm_srli_epi64(_mm_add_epi64(_mm_mul_epu32(_mm_srli_epi64(x, 32), _mm_srli_epi64(m, 32)), round), 31);
+  __m128i t = _mm_or_si128(_mm_and_si128(even, low), _mm_slli_epi64(odd, 32));
+  t = _mm_sub_epi32(t, _mm_slli_epi32(_mm_and_si128(m, _mm_srai_epi32(x, 31)), 1));
+  const __m128i f = _mm_loadu_si128((const __m128i*)(const void*)q->factor);
+  const __m128i negative = _mm_srai_epi32(t, 31);
+  const __m128i pe = _mm_mul_epu32(t, f), po = _mm_mul_epu32(_mm_srli_epi64(t, 32), _mm_srli_epi64(f, 32));
+  __m128i shifted = _mm_or_si128(_mm_srli_epi64(pe, 32), _mm_and_si128(po, high));
+  shifted = _mm_sub_epi32(shifted, _mm_and_si128(f, negative));
+  shifted = _mm_or_si128(shifted, _mm_and_si128(t, _mm_loadu_si128((const __m128i*)(const void*)q->unshifted)));
+  const __m128i remainder = _mm_and_si128(t, _mm_loadu_si128((const __m128i*)(const void*)q->mask));
+  const __m128i threshold = _mm_sub_epi32(_mm_loadu_si128((const __m128i*)(const void*)q->half), negative);
+  return _mm_sub_epi32(shifted, _mm_cmpgt_epi32(remainder, threshold));
+}
+
+static CONV_INLINE __m128i widen8(const uint8_t* p, int is_unsigned) {
+  const __m128i v = _mm_loadl_epi64((const __m128i*)(const void*)p);
+  return is_unsigned ? _mm_unpacklo_epi8(v, _mm_setzero_si128()) : _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+}
+
+/* One output pixel, channels [0, channels8) eight at a time: two taps' inputs interleaved per channel meet
+ * their interleaved weights in one pmaddwd. An odd last tap pairs with a zero weight. */
+static CONV_INLINE void pixel_vector(const depthwise_data* d, const uint8_t* const* rows, int32_t taps,
+                                     uint8_t* out, int is_unsigned) {
+  const size_t c8 = (size_t)d->channels8;
+  const __m128i zp = _mm_set1_epi32(d->out_zp);
+  const __m128i lo = _mm_set1_epi16((int16_t)d->act_min), hi = _mm_set1_epi16((int16_t)d->act_max);
+  for (size_t c = 0; c < c8; c += 8) {
+    __m128i acc0 = _mm_loadu_si128((const __m128i*)(const void*)(d->bias32 + c));
+    __m128i acc1 = _mm_loadu_si128((const __m128i*)(const void*)(d->bias32 + c + 4));
+    const int16_t* w = d->pair_weights + 2 * c;
+    int32_t t = 0;
+    for (; t + 2 <= taps; t += 2, w += 2 * c8) {
+      const __m128i x0 = widen8(rows[t] + c, is_unsigned), x1 = widen8(rows[t + 1] + c, is_unsigned);
+      acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi16(x0, x1), _mm_loadu_si128((const __m128i*)(const void*)w)));
+      acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi16(x0, x1), _mm_loadu_si128((const __m128i*)(const void*)(w + 8))));
+    }
+    if (t < taps) {
+      const __m128i x0 = widen8(rows[t] + c, is_unsigned);
+      acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi16(x0, x0), _mm_loadu_si128((const __m128i*)(const void*)w)));
+      acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi16(x0, x0), _mm_loadu_si128((const __m128i*)(const void*)(w + 8))));
+    }
+    acc0 = _mm_add_epi32(mbqm_lanes(acc0, &d->rq[c / 4]), zp);
+    acc1 = _mm_add_epi32(mbqm_lanes(acc1, &d->rq[c / 4 + 1]), zp);
+    __m128i v = _mm_min_epi16(_mm_max_epi16(_mm_packs_epi32(acc0, acc1), lo), hi);
+    v = is_unsigned ? _mm_packus_epi16(v, v) : _mm_packs_epi16(v, v);
+    _mm_storel_epi64((__m128i*)(void*)(out + c), v);
+  }
+}
+
+static void pixel_vector_s8(const depthwise_data* d, const uint8_t* const* rows, int32_t taps, uint8_t* out) {
+  pixel_vector(d, rows, taps, out, 0);
+}
+
+static void pixel_vector_u8(const depthwise_data* d, const uint8_t* const* rows, int32_t taps, uint8_t* out) {
+  pixel_vector(d, rows, taps, out, 1);
+}
+#endif
+
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const depthwise_data* d = node->user;
   const eq_tensor* input = eq_input(ctx, node, 0);
@@ -73,6 +157,37 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   uint32_t* acc32 = scratch;
   uint64_t* acc64 = scratch;
   const size_t image_bytes = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c * elem;
+#if CONV_SSE2
+  if (d->vector) {
+    const uint8_t** rows = eq_scratch(ctx, node, d->taps_scratch);
+    const int32_t taps = d->kh * d->kw;
+    for (int32_t b = 0; b < d->batches; ++b) {
+      const uint8_t* image = input->data + (size_t)b * image_bytes;
+      for (int32_t oy = 0; oy < d->out_h; ++oy) {
+        for (int32_t ox = 0; ox < d->out_w; ++ox) {
+          for (int32_t fy = 0; fy < d->kh; ++fy) {
+            for (int32_t fx = 0; fx < d->kw; ++fx) rows[fy * d->kw + fx] = tap_row(d, image, oy, ox, fy, fx, 1);
+          }
+          uint8_t* out = output->data + (((size_t)b * (size_t)d->out_h + (size_t)oy) * (size_t)d->out_w + (size_t)ox) * (size_t)channels;
+          if (d->kind == KIND_U8) {
+            pixel_vector_u8(d, rows, taps, out);
+          } else {
+            pixel_vector_s8(d, rows, taps, out);
+          }
+          for (int32_t c = d->channels8; c < channels; ++c) { /* the last channels, one by one */
+            uint32_t acc = d->bias32[c];
+            for (int32_t t = 0; t < taps; ++t) {
+              const int32_t x = d->kind == KIND_U8 ? (int32_t)rows[t][c] : (int32_t)(int8_t)rows[t][c];
+              acc += (uint32_t)(x * (int32_t)d->weights[(size_t)t * (size_t)channels + (size_t)c]);
+            }
+            out[c] = (uint8_t)conv_requantize8(acc, d->multiplier[c], d->shift[c], d->out_zp, d->act_min, d->act_max);
+          }
+        }
+      }
+    }
+    return EDGEQ_OK;
+  }
+#endif
   for (int32_t b = 0; b < d->batches; ++b) {
     const uint8_t* image = input->data + (size_t)b * image_bytes;
     for (int32_t oy = 0; oy < d->out_h; ++oy) {
@@ -122,6 +237,42 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
       }
     }
   }
+  return EDGEQ_OK;
+}
+
+/* The SSE2 path's interleaved tap-pair weights and per-lane constants, when it applies: 8-bit, depth
+ * multiplier 1, at least 8 channels, no channel that shifts left. */
+static edgeq_status prepare_vector(eq_context* ctx, eq_node* node, depthwise_data* d) {
+#if CONV_SSE2
+  if (d->kind == KIND_S16 || d->multiplier_depth != 1 || d->out_c < 8) return EDGEQ_OK;
+  for (int32_t c = 0; c < d->out_c; ++c) {
+    if (d->shift[c] > 0) return EDGEQ_OK;
+  }
+  const size_t taps = (size_t)d->kh * (size_t)d->kw, c8 = (size_t)(d->out_c & ~7), channels = (size_t)d->out_c;
+  d->channels8 = (int32_t)c8;
+  d->pair_weights = eq_alloc(ctx, ((taps + 1) / 2) * c8 * 2 * sizeof(int16_t));
+  d->rq = eq_alloc(ctx, (c8 / 4) * sizeof(rq_quad));
+  if (d->pair_weights == NULL || d->rq == NULL) return EDGEQ_ERROR_MEMORY;
+  for (size_t t = 0; t < taps; ++t) {
+    for (size_t c = 0; c < c8; ++c) d->pair_weights[((t / 2) * c8 + c) * 2 + (t & 1)] = d->weights[t * channels + c];
+  }
+  for (size_t c = 0; c < c8; ++c) {
+    rq_quad* q = &d->rq[c / 4];
+    const int e = -d->shift[c];
+    q->multiplier[c % 4] = d->multiplier[c];
+    q->factor[c % 4] = e == 0 ? 0u : (uint32_t)1 << (32 - e);
+    q->unshifted[c % 4] = e == 0 ? -1 : 0;
+    q->mask[c % 4] = (int32_t)((1u << e) - 1u);
+    q->half[c % 4] = q->mask[c % 4] >> 1;
+  }
+  d->taps_scratch = eq_request_scratch(ctx, node, taps * sizeof(const uint8_t*));
+  if (d->taps_scratch < 0) return EDGEQ_ERROR_MEMORY;
+  d->vector = 1;
+#else
+  (void)ctx;
+  (void)node;
+  (void)d;
+#endif
   return EDGEQ_OK;
 }
 
@@ -282,7 +433,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
                             d->shift)) != EDGEQ_OK) {
     return s;
   }
-  return eq_activation_range(ctx, activation, output, &d->act_min, &d->act_max);
+  if ((s = eq_activation_range(ctx, activation, output, &d->act_min, &d->act_max)) != EDGEQ_OK) return s;
+  return prepare_vector(ctx, node, d);
 }
 
 const eq_kernel eq_kernel_depthwise_conv_2d = {prepare, invoke};
