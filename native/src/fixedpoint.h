@@ -9,7 +9,11 @@
 
 #include "internal.h"
 
-static inline int32_t eq_wrap_shl32(int32_t x, int shift) { return (int32_t)((uint32_t)x << shift); }
+/* x * 2^shift wrapped to 32 bits. A hostile scale ratio can ask for a shift of 32 or more (undefined in C
+ * and in LiteRT); the wrapped product is then 0. */
+static inline int32_t eq_wrap_shl32(int32_t x, int shift) {
+  return shift < 32 ? (int32_t)((uint32_t)x << shift) : 0;
+}
 
 /* gemmlowp::SaturatingRoundingDoublingHighMul */
 static inline int32_t eq_srdhm(int32_t a, int32_t b) {
@@ -38,7 +42,11 @@ static inline int32_t eq_mbqm(int32_t x, int32_t multiplier, int shift) {
 static inline int32_t eq_mbqm64(int64_t x, int32_t multiplier, int shift) {
   int32_t reduced = multiplier < 0x7FFF0000 ? ((multiplier + (1 << 15)) >> 16) : 0x7FFF;
   int total_shift = 15 - shift;
-  x = (int64_t)((uint64_t)x * (uint64_t)(int64_t)reduced) + ((int64_t)1 << (total_shift - 1));
+  uint64_t product = (uint64_t)x * (uint64_t)(int64_t)reduced;
+  /* LiteRT assumes shift in [-31, 8); outside it (hostile scales) the result only has to be defined. */
+  if (total_shift < 1) return total_shift > -32 ? (int32_t)(uint32_t)(product << -total_shift) : 0;
+  if (total_shift > 63) return 0;
+  x = (int64_t)(product + ((uint64_t)1 << (total_shift - 1)));
   return (int32_t)(x >> total_shift);
 }
 

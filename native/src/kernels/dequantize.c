@@ -59,7 +59,8 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
     int32_t q = input->type == EQ_T_INT8    ? ((const int8_t*)input->data)[i]
                 : input->type == EQ_T_UINT8 ? ((const uint8_t*)input->data)[i]
                                             : ((const int16_t*)input->data)[i];
-    y[i] = (float)((double)input->scale[c] * (double)(q - (int32_t)input->zero_point[c]));
+    /* LiteRT subtracts the int32 zero point in int32; int64 gives the same value without overflow. */
+    y[i] = (float)((double)input->scale[c] * (double)((int64_t)q - (int32_t)input->zero_point[c]));
   }
   return EDGEQ_OK;
 }

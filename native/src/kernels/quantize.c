@@ -91,7 +91,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
        * value beyond int32 is undefined in LiteRT; here it saturates. */
       float r = roundf(x[i] / output->scale[c]);
       int32_t q = r >= 2147483520.0f ? INT32_MAX : (r <= -2147483648.0f || r != r) ? INT32_MIN : (int32_t)r;
-      int64_t v = (int64_t)q + output->zero_point[c];
+      int64_t v = (int64_t)q + (int32_t)output->zero_point[c]; /* LiteRT keeps an int32 zero point */
       store_int(output, i, (int32_t)(v < lo ? lo : (v > hi ? hi : v)));
     }
     return EDGEQ_OK;
@@ -105,7 +105,9 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
     return EDGEQ_OK;
   }
   for (size_t i = 0; i < output->count; ++i) {
-    int32_t v = eq_mbqm(load_int(input, i) - in_zp, data->multiplier, data->shift) + out_zp;
+    /* int32 arithmetic that wraps as LiteRT's build does (hostile zero points must not be UB here) */
+    int32_t x = (int32_t)((uint32_t)load_int(input, i) - (uint32_t)in_zp);
+    int32_t v = (int32_t)((uint32_t)eq_mbqm(x, data->multiplier, data->shift) + (uint32_t)out_zp);
     store_int(output, i, eq_clamp32(v, lo, hi));
   }
   return EDGEQ_OK;
