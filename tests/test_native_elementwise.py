@@ -342,6 +342,9 @@ def _add(dtype="int8", s1=(4, 5), s2=(4, 5), so=(4, 5), q1=(0.1, 0), q2=(0.2, 0)
     (lambda: _add(qo=(1e-7, 0)), UnsupportedOpError, "output multiplier"),
     (lambda: _add(op="SUB", qo=(1e-7, 0)), UnsupportedOpError, "output multiplier"),
     (lambda: _add(q2=None), UnsupportedOpError, "without quantization"),
+    # 6 / scale rounds to 2147483520; adding the zero point would overflow int32 (undefined in LiteRT).
+    (lambda: _add("uint8", q1=(1e-4, 0), q2=(1e-4, 0), qo=(6 / 2147483520, 255),
+                  options={"fusedActivationFunction": RELU6}), UnsupportedOpError, "bound 6 overflows int32"),
     (lambda: _add(op="MUL", q1=(1e30, 0), q2=(1e30, 0), qo=(1e-30, 0)), UnsupportedOpError, "multiplier"),
     (lambda: _add("int16", op="SQUARED_DIFFERENCE", q1=(1e-4, 0), q2=(1e-4, 0), qo=(1e-4, 0)), UnsupportedOpError,
      "type INT16"),

@@ -74,7 +74,7 @@ static edgeq_status prepare_pot(eq_context* ctx, const eq_tensor* in1, const eq_
   if (in1->count != out->count || in2->count != out->count) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "LiteRT's power-of-two int16 ADD does not broadcast");
   }
-  return eq_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
+  return ew_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
 }
 
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {

@@ -90,6 +90,32 @@ static inline edgeq_status ew_multiplier_below_one(eq_context* ctx, double real,
   return EDGEQ_OK;
 }
 
+/* eq_activation_range, after checking that no bound overflows int32 once the zero point is added (the
+ * sum is undefined in LiteRT and in the shared helper alike). */
+static inline edgeq_status ew_activation_range(eq_context* ctx, int32_t activation, const eq_tensor* out,
+                                               int32_t* act_min, int32_t* act_max) {
+  float bounds[2];
+  size_t n = 0;
+  if (activation == EQ_ACT_RELU) {
+    bounds[n++] = 0.0f;
+  } else if (activation == EQ_ACT_RELU6) {
+    bounds[n++] = 0.0f;
+    bounds[n++] = 6.0f;
+  } else if (activation == EQ_ACT_RELU_N1_TO_1) {
+    bounds[n++] = -1.0f;
+    bounds[n++] = 1.0f;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const float r = roundf(bounds[i] / out->scale[0]);
+    const int64_t q = (r >= -2147483648.0f && r < 2147483648.0f) ? (int64_t)r + out->zero_point[0] : INT64_MAX;
+    if (q < INT32_MIN || q > INT32_MAX) {
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "fused activation bound %g overflows int32 at output scale %g",
+                      (double)bounds[i], (double)out->scale[0]);
+    }
+  }
+  return eq_activation_range(ctx, activation, out, act_min, act_max);
+}
+
 /* LiteRT clamps with max first, then min: when a hostile range has min > max the result is max. */
 static inline int32_t ew_clamp(int32_t x, int32_t lo, int32_t hi) {
   x = x > lo ? x : lo;
@@ -170,7 +196,7 @@ static inline edgeq_status ew_addsub_prepare(eq_context* ctx, const eq_tensor* i
                     real_out, (double)out->scale[0], (double)s1, (double)s2);
   }
   if (s == EDGEQ_OK) s = ew_multiplier_below_one(ctx, real_out, &p->out_multiplier, &p->out_shift, "output");
-  if (s == EDGEQ_OK) s = eq_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
+  if (s == EDGEQ_OK) s = ew_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
   if (s == EDGEQ_OK && out->type != EQ_T_INT16) ew_addsub_tables(p, out->type);
   return s;
 }

@@ -107,7 +107,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
                       eq_type_name(out->type));
     }
     q->out_offset = (int32_t)out->zero_point[0];
-    if ((s = eq_activation_range(ctx, activation, out, &q->act_min, &q->act_max)) != EDGEQ_OK) return s;
+    if ((s = ew_activation_range(ctx, activation, out, &q->act_min, &q->act_max)) != EDGEQ_OK) return s;
     data->row = out->type == EQ_T_INT8 ? mul_row_s16_s8 : mul_row_s16_u8;
     return EDGEQ_OK;
   }
@@ -125,7 +125,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   /* The scale product and quotient are float arithmetic, widened to double afterwards. */
   const float real = in[0]->scale[0] * in[1]->scale[0] / out->scale[0];
   if ((s = ew_multiplier(ctx, (double)real, &q->multiplier, &q->shift, "output")) != EDGEQ_OK) return s;
-  if ((s = eq_activation_range(ctx, activation, out, &q->act_min, &q->act_max)) != EDGEQ_OK) return s;
+  if ((s = ew_activation_range(ctx, activation, out, &q->act_min, &q->act_max)) != EDGEQ_OK) return s;
   data->row = type == EQ_T_INT8 ? mul_row_s8 : type == EQ_T_UINT8 ? mul_row_u8 : mul_row_s16;
   return EDGEQ_OK;
 }

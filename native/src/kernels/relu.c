@@ -13,11 +13,12 @@ typedef struct relu_data {
 /* One bound as QuantizedReluX computes it: zero point + (int32)roundf(bound / scale), in float. */
 static edgeq_status quantize_bound(eq_context* ctx, const eq_tensor* out, float bound, int32_t* q) {
   const float r = roundf(bound / out->scale[0]);
-  if (!(r >= -2147483648.0f && r < 2147483648.0f)) {
+  const int64_t sum = (r >= -2147483648.0f && r < 2147483648.0f) ? out->zero_point[0] + (int64_t)r : INT64_MAX;
+  if (sum < INT32_MIN || sum > INT32_MAX) { /* the cast, or LiteRT's int32 sum, would overflow */
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "bound %g overflows int32 at output scale %g", (double)bound,
                     (double)out->scale[0]);
   }
-  *q = (int32_t)(out->zero_point[0] + (int64_t)r);
+  *q = (int32_t)sum;
   return EDGEQ_OK;
 }
 

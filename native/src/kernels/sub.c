@@ -70,7 +70,7 @@ static edgeq_status prepare_pot(eq_context* ctx, const eq_tensor* in1, const eq_
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "power-of-two int16 SUB right shift %d",
                     p->right_shift1 > p->right_shift2 ? p->right_shift1 : p->right_shift2);
   }
-  return eq_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
+  return ew_activation_range(ctx, activation, out, &p->act_min, &p->act_max);
 }
 
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {
