@@ -53,6 +53,14 @@ static inline edgeq_status eq_pool_prepare(eq_context* ctx, eq_node* node, eq_po
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "per-channel quantized %s", input->nq != 1 ? "input" : "output");
   }
 
+  int32_t qmin, qmax;
+  eq_type_range(output->type, &qmin, &qmax);
+  if (output->zero_point[0] < qmin || output->zero_point[0] > qmax) {
+    /* Only the activation range reads it, and a zero point outside the type makes no range. */
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output zero point %lld is outside %s",
+                    (long long)output->zero_point[0], eq_type_name(output->type));
+  }
+
   /* Options of another table type read as absent, as LiteRT's parser treats them. */
   const int has = node->has_options && node->options_type == EQ_OPTIONS_POOL2D;
   const int32_t padding = has ? eq_opt_i8(node, 0, EQ_PAD_SAME) : EQ_PAD_SAME;
