@@ -127,8 +127,9 @@ def _assert_random_bit_exact(op, dtype, shape, in_q, out_q, out_dtype=None, opti
 _SCALES_8 = (1e-5, 0.001, 0.02, 0.0625, 0.1, 0.3, 1.0, 7.5)
 _ZERO_POINTS = {np.int8: (-128, 0, 41, 127), np.uint8: (0, 128, 255)}
 # int16 scales: exact and nearly (CheckedLog2 allows 1e-3 in log2) powers of two, ordinary ones, one small
-# enough to use the largest shift and one large enough that LiteRT's int32 product wraps.
-_SCALES_16 = (2**-12, 2**-12 * 1.0005, 2**-11, 2**-13, 1 / 3000, 0.001, 1e-6, 0.05, 3.0, 100.0)
+# enough to use the largest shift (1e-40 even rounds the multiplier to 0, which LiteRT then reads as 3 << 31)
+# and one large enough that LiteRT's int32 product wraps.
+_SCALES_16 = (2**-12, 2**-12 * 1.0005, 2**-11, 2**-13, 1 / 3000, 0.001, 1e-6, 1e-40, 0.05, 3.0, 100.0)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
@@ -313,6 +314,27 @@ def test_log_softmax(dtype, out_zp) -> None:
             _assert_random_bit_exact("LOG_SOFTMAX", dtype, shape, (scale, zp), (16 / 256, out_zp), samples=2)
 
 
+def test_zero_points_beyond_the_type_range() -> None:
+    """LiteRT does not range-check these zero points; the arithmetic just carries them."""
+    x8 = _every_value(np.int8)
+    cases = [
+        ("LOGISTIC", np.int8, (0.05, 300), (1 / 256, -128), None),
+        ("TANH", np.uint8, (0.02, 128), (1 / 128, -50), None),
+        ("GELU", np.int8, (0.05, -3), (0.02, 255), _gelu(False)),
+        ("EXP", np.int8, (0.05, -700), (0.1, 200), None),
+        ("SQRT", np.int8, (0.05, -300), (0.05, 255), None),
+        ("RSQRT", np.int8, (0.05, -200), (0.01, 1000), None),
+        ("HARD_SWISH", np.int8, (0.05, 1000), (0.05, -500), None),
+        ("SOFTMAX", np.uint8, (0.05, -1000), (1 / 256, 77), _softmax(1.0)),
+        ("LOG_SOFTMAX", np.int8, (0.05, 5000), (16 / 256, 127), None),
+    ]
+    for op, dtype, in_q, out_q, options in cases:
+        x = x8 if dtype == np.int8 else _every_value(dtype)
+        model = _single_op(op, dtype, (1, x.size), in_q, out_q, options=options)
+        result = verify(model, inputs=[[x.reshape(1, -1)]])
+        assert result.bit_exact, f"{op}: {result.summary()}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Models LiteRT refuses (at prepare or invoke): edgeq refuses them when loading, with the reason.
 
@@ -350,6 +372,7 @@ _REFUSED = [
     ("LOG_SOFTMAX output scale", ("LOG_SOFTMAX", np.int8, (0.05, 0), (1 / 256, 127), None, None), "16/256"),
     ("LOG_SOFTMAX int16", ("LOG_SOFTMAX", np.int16, (0.05, 0), (16 / 256, 0), None, None), "input type INT16"),
     ("TANH mixed types", ("TANH", np.int8, (0.05, 0), (1 / 128, 0), np.int16, None), None),
+    ("HARD_SWISH zero point beyond int16", ("HARD_SWISH", np.int8, (0.05, 40000), (0.05, 0), None, None), "int16"),
 ]
 
 

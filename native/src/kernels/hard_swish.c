@@ -58,6 +58,11 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   hard_swish_data* data = eq_alloc(ctx, sizeof *data);
   if (data == NULL) return EDGEQ_ERROR_MEMORY;
   node->user = data;
+  /* LiteRT keeps the zero points in int16_t and checks they fit */
+  if (input->zero_point[0] < INT16_MIN || input->zero_point[0] > INT16_MAX || output->zero_point[0] < INT16_MIN ||
+      output->zero_point[0] > INT16_MAX) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "zero points must fit in int16");
+  }
   data->input_zero_point = (int16_t)input->zero_point[0];
   data->output_zero_point = (int16_t)output->zero_point[0];
   /* HardSwishPrepare's float arithmetic, then QuantizeMultiplier on the float widened to double */

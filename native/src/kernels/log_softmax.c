@@ -23,7 +23,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   edgeq_status s =
       eq_tr_prepare_unary(ctx, node, EQ_TYPE_BIT(EQ_T_INT8) | EQ_TYPE_BIT(EQ_T_UINT8), 0, &input, &output);
   if (s != EDGEQ_OK) return s;
-  if (input->ndim < 1) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has no dimensions");
+  if (input->ndim < 1) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "scalar input (LiteRT needs a dimension)");
   const int64_t zp = input->type == EQ_T_INT8 ? 127 : 255;
   if ((double)output->scale[0] != 16.0 / 256 || output->zero_point[0] != zp) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "output must have scale 16/256 and zero point %lld", (long long)zp);

@@ -111,7 +111,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
     int inv_shift;
     inv_sqrt_multiplier_exp(value, &inv_multiplier, &inv_shift);
     const int32_t inv = eq_mbqm(1, inv_multiplier, inv_shift + RSQRT_SHIFT);
-    const int32_t v = eq_mbqm(inv, data->multiplier, data->shift - RSQRT_SHIFT) + out_zp;
+    const int32_t v = eq_gl_add(eq_mbqm(inv, data->multiplier, data->shift - RSQRT_SHIFT), out_zp);
     y[i] = (int8_t)eq_clamp32(v, -128, 127);
   }
   return EDGEQ_OK;

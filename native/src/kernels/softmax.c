@@ -83,7 +83,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s input with %s output", eq_type_name(input->type),
                     eq_type_name(output->type));
   }
-  if (input->ndim < 1) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has no dimensions");
+  if (input->ndim < 1) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "scalar input (LiteRT needs a dimension)");
   softmax_data* data = eq_alloc(ctx, sizeof *data);
   if (data == NULL) return EDGEQ_ERROR_MEMORY;
   node->user = data;

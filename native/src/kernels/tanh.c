@@ -45,7 +45,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
 /* reference_integer_ops::Tanh for int16; int32 products wrap as on LiteRT's hardware. */
 static void tanh_s16(const int16_t* input, int16_t* output, size_t count, int32_t multiplier, int left_shift) {
   if (multiplier == 0) {
-    multiplier = 3 << left_shift;
+    multiplier = (int32_t)(3u << left_shift); /* wraps for tiny scales, as in LiteRT */
     left_shift = 0;
   }
   const uint32_t round = left_shift > 0 ? 1u << (left_shift - 1) : 0;
