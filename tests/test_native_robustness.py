@@ -26,6 +26,7 @@ from edgeq.verify.native import NativeModel
 REPO = Path(__file__).resolve().parents[1]
 NATIVE = REPO / "native"
 SEEDS = NATIVE / "fuzz" / "seeds"
+CRASHES = NATIVE / "fuzz" / "crashes"  # reproducers of crashes found so far: each must now run cleanly
 SHARED_TFLM = REPO.parent / "shared" / "models" / "tflm"
 ZOO = REPO / ".cache" / "zoo"
 
@@ -76,6 +77,16 @@ def test_mutation_of_real_models(sanitized: Path, tmp_path: Path) -> None:
     assert "ERROR_MALFORMED" in statuses, report
 
 
+def test_recorded_crashes_run_cleanly(sanitized: Path) -> None:
+    files = sorted(CRASHES.glob("*.tflite"))
+    if not files:
+        pytest.skip("no recorded crashes in native/fuzz/crashes")
+    result = subprocess.run([str(sanitized / "mutate"), "--replay", *map(str, files)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    assert "OK: 0 broken invariants" in result.stdout, result.stdout
+
+
 # ------------------------------------------------------------------------------------------ (b) libFuzzer
 
 
@@ -103,6 +114,12 @@ def test_libfuzzer_smoke(tmp_path: Path) -> None:
     log = result.stderr[-6000:]
     assert result.returncode == 0, f"libFuzzer found a crash (artifacts in {tmp_path}):\n{log}"
     assert f"Done {runs} runs" in result.stderr, log
+    # the recorded reproducers, through the fuzz target's own input filling
+    files = sorted(CRASHES.glob("*"))
+    if files:
+        replay = subprocess.run([str(NATIVE / "build-fuzz" / "fuzz_load_invoke"), *map(str, files)],
+                                capture_output=True, text=True, timeout=300)
+        assert replay.returncode == 0, replay.stderr[-6000:]
 
 
 # ------------------------------------------------------------------------------------------ (c) sanitizer

@@ -7,15 +7,19 @@
  * invokes twice must give the same outputs. Prints the counts per status.
  *
  *   mutate [--mutants N] [--seed S] [--crash-dir DIR] [--verbose] MODEL.tflite...
+ *   mutate --replay FILE...     (each file as it is, e.g. native/fuzz/crashes/: a regression check)
  *
  * Exit code 0 when everything was clean; 1 on a broken invariant (a sanitizer aborts by itself; with
  * --crash-dir the mutant that was running is written there first); 2 on a usage or I/O error. */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "edgeq/edgeq.h"
 #include "flatbuffer.h"
@@ -31,9 +35,14 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-/* A hostile shape may ask for gigabytes: that must come back as EDGEQ_ERROR_MEMORY, not abort. */
+/* A hostile shape may ask for gigabytes: that must come back as EDGEQ_ERROR_MEMORY, not abort. Reports end
+ * in abort(), whose handler below writes the running mutant out. */
 const char* __asan_default_options(void);
-const char* __asan_default_options(void) { return "allocator_may_return_null=1:max_allocation_size_mb=4096"; }
+const char* __asan_default_options(void) {
+  return "allocator_may_return_null=1:max_allocation_size_mb=4096:abort_on_error=1";
+}
+const char* __ubsan_default_options(void);
+const char* __ubsan_default_options(void) { return "print_stacktrace=1:abort_on_error=1"; }
 
 /* Models whose activations exceed this load but are not invoked (a mutated dimension can legitimately
  * ask for gigabytes; filling them would only measure memset). */
@@ -288,18 +297,51 @@ static long current_index;
 static const char* crash_dir;
 static int failures;
 
-/* Writes the running mutant where the user asked, so that a sanitizer abort leaves a reproducer. */
+/* Writes the running mutant where the user asked, so that a sanitizer abort leaves a reproducer. Only
+ * async-signal-safe calls: it also runs from the SIGABRT handler. */
+static volatile sig_atomic_t saving;
+static void put_str(int fd, const char* s) {
+  ssize_t r = write(fd, s, strlen(s));
+  (void)r;
+}
 static void save_current(const char* why) {
-  if (crash_dir == NULL || current_data == NULL) return;
+  if (crash_dir == NULL || current_data == NULL || saving) return;
+  saving = 1;
   const char* base = strrchr(current_model, '/');
   base = base ? base + 1 : current_model;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s-%s-%ld.tflite", crash_dir, why, base, current_index);
-  FILE* f = fopen(path, "wb");
-  if (f == NULL) return;
-  fwrite(current_data, 1, current_size, f);
-  fclose(f);
-  fprintf(stderr, "mutate: wrote %s\n", path);
+  char path[4096], number[24];
+  int n = 0;
+  long k = current_index;
+  do {
+    number[n++] = (char)('0' + k % 10);
+    k /= 10;
+  } while (k > 0 && n < 20);
+  size_t len = 0;
+  const char* parts[] = {crash_dir, "/", why, "-", base, "-"};
+  for (size_t p = 0; p < sizeof parts / sizeof *parts; ++p) {
+    for (const char* c = parts[p]; *c && len + 32 < sizeof path; ++c) path[len++] = *c;
+  }
+  while (n > 0) path[len++] = number[--n];
+  memcpy(path + len, ".tflite", 8);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    ssize_t w = write(fd, current_data, current_size);
+    (void)w;
+    close(fd);
+    put_str(2, "mutate: wrote ");
+    put_str(2, path);
+    put_str(2, "\n");
+  }
+  saving = 0;
+}
+
+static void on_abort(int sig) {
+  put_str(2, "mutate: crashed in ");
+  put_str(2, current_model ? current_model : "?");
+  put_str(2, "\n");
+  save_current("crash");
+  signal(sig, SIG_DFL);
+  raise(sig);
 }
 
 #ifdef EQ_HAVE_SANITIZER
@@ -601,19 +643,22 @@ static void api_checks(const uint8_t* data, size_t size) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: mutate [--mutants N] [--seed S] [--crash-dir DIR] [--verbose] MODEL.tflite...\n");
+  fprintf(stderr, "usage: mutate [--mutants N] [--seed S] [--crash-dir DIR] [--verbose] [--replay] MODEL.tflite...\n");
   return 2;
 }
 
 int main(int argc, char** argv) {
   long budget = 4000;
   uint64_t seed = 1;
-  int verbose = 0, nmodels = 0;
+  int verbose = 0, nmodels = 0, replay = 0;
   counts total;
   memset(&total, 0, sizeof total);
+  setvbuf(stdout, NULL, _IOLBF, 0); /* progress survives a sanitizer abort */
 #ifdef EQ_HAVE_SANITIZER
   __sanitizer_set_death_callback(on_death);
 #endif
+  signal(SIGABRT, on_abort);
+  signal(SIGSEGV, on_abort);
   for (int a = 1; a < argc; ++a) {
     if (strcmp(argv[a], "--mutants") == 0 && a + 1 < argc) {
       budget = strtol(argv[++a], NULL, 10);
@@ -624,6 +669,8 @@ int main(int argc, char** argv) {
       crash_dir = argv[++a];
     } else if (strcmp(argv[a], "--verbose") == 0) {
       verbose = 1;
+    } else if (strcmp(argv[a], "--replay") == 0) {
+      replay = 1;
     } else if (argv[a][0] == '-') {
       return usage();
     } else {
@@ -635,8 +682,16 @@ int main(int argc, char** argv) {
       }
       counts c;
       memset(&c, 0, sizeof c);
-      if (nmodels == 0) api_checks(data, size);
-      mutate_model(argv[a], data, size, budget, seed, &c, verbose);
+      if (replay) {
+        current_model = argv[a];
+        current_index = 0;
+        uint8_t* m = copy_of(data, size);
+        run_mutant(m, size, &c, seed);
+        free(m);
+      } else {
+        if (nmodels == 0) api_checks(data, size);
+        mutate_model(argv[a], data, size, budget, seed, &c, verbose);
+      }
       print_counts(argv[a], &c);
       total.mutants += c.mutants;
       total.skipped_big += c.skipped_big;

@@ -116,13 +116,13 @@ static CONV_INLINE __m128i dot_4x1(const int16_t* rows, size_t stride, const int
   return hsum4(a0, a1, a2, a3);
 }
 
-/* Requantized lanes [row 0..3] of channels n (and n + 1) as bytes, stored into the rows' outputs. */
-static CONV_INLINE __m128i requantize_pair(const conv2d_data* d, int32_t n, __m128i s0, __m128i s1) {
-  const int32_t sh0 = d->shift[n], sh1 = d->shift[n + 1];
+/* Requantized lanes [row 0..3] of channels n and n1 (n + 1, or n again for a last odd channel) as bytes. */
+static CONV_INLINE __m128i requantize_pair(const conv2d_data* d, int32_t n, int32_t n1, __m128i s0, __m128i s1) {
+  const int32_t sh0 = d->shift[n], sh1 = d->shift[n1];
   const __m128i zp = _mm_set1_epi32(d->out_zp);
   s0 = _mm_add_epi32(conv_mbqm_x4(_mm_add_epi32(s0, _mm_set1_epi32((int32_t)d->bias32[n])), d->multiplier[n],
                                   sh0 > 0 ? sh0 : 0, sh0 > 0 ? 0 : -sh0), zp);
-  s1 = _mm_add_epi32(conv_mbqm_x4(_mm_add_epi32(s1, _mm_set1_epi32((int32_t)d->bias32[n + 1])), d->multiplier[n + 1],
+  s1 = _mm_add_epi32(conv_mbqm_x4(_mm_add_epi32(s1, _mm_set1_epi32((int32_t)d->bias32[n1])), d->multiplier[n1],
                                   sh1 > 0 ? sh1 : 0, sh1 > 0 ? 0 : -sh1), zp);
   /* saturating to int16 keeps the order, so clamping there equals clamping the int32 values */
   __m128i v = _mm_packs_epi32(s0, s1);
@@ -139,7 +139,7 @@ static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t 
     for (int32_t r = 0; r < m; r += 4) {
       __m128i s0, s1;
       dot_4x2(rows + (size_t)r * ks, ks, w0, w0 + ks, d->kstride, &s0, &s1);
-      __m128i v = requantize_pair(d, first_channel + n, s0, s1);
+      __m128i v = requantize_pair(d, first_channel + n, first_channel + n + 1, s0, s1);
       v = _mm_unpacklo_epi8(v, _mm_srli_si128(v, 4)); /* (channel n, n + 1) byte pairs, row by row */
       uint8_t pairs[16];
       _mm_storeu_si128((__m128i*)(void*)pairs, v);
@@ -152,7 +152,7 @@ static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t 
     const int16_t* w0 = weights + (size_t)n * ks;
     for (int32_t r = 0; r < m; r += 4) {
       const __m128i s = dot_4x1(rows + (size_t)r * ks, ks, w0, d->kstride);
-      const __m128i v = requantize_pair(d, first_channel + n, s, s); /* wasteful but rare: one channel */
+      const __m128i v = requantize_pair(d, first_channel + n, first_channel + n, s, s); /* one channel: rare */
       const uint32_t bytes = (uint32_t)_mm_cvtsi128_si32(v);
       const int32_t rows_left = m - r < 4 ? m - r : 4;
       for (int32_t j = 0; j < rows_left; ++j) out[(size_t)(r + j) * os + (size_t)n] = (uint8_t)(bytes >> (8 * j));
