@@ -177,8 +177,8 @@ def test_mul(dtype: str) -> None:
         out = tuple(np.broadcast_shapes(s1, s2))
         _exact(_model("MUL", [(s1, dtype, q(0.02, -128), None), (s2, dtype, q(0.3, 127), None)],
                       (out, dtype, q(0.25, 127))))
-    # Multipliers far above 1 (left shifts) and far below.
-    for scales in [(0.5, 0.7, 1e-3), (1e-3, 1e-3, 10.0), (1.0, 1.0, 2**-20)]:
+    # Multipliers far above 1 (left shifts up to 26, where products wrap as they do in LiteRT) and far below.
+    for scales in [(0.5, 0.7, 1e-3), (1e-3, 1e-3, 10.0), (1.0, 1.0, 2**-20), (1.0, 1.0, 2**-25)]:
         _exact(_model("MUL", [((4, 33), dtype, q(scales[0], 0), None), ((33,), dtype, q(scales[1], 5), None)],
                       ((4, 33), dtype, q(scales[2], -1))))
 
@@ -253,10 +253,11 @@ def test_relu_family(op: str, dtype: str) -> None:
             NativeModel(_model(op, [((4,), dtype, _q(3e-4), None)], ((4,), dtype, _q(3e-4))))
         return
     if dtype == "int16":
-        cases = [(3e-4, 0, 3e-4, 0), (3e-4, 0, 1e-4, 0), (2e-3, 0, 5e-5, 0), (1.0, 0, 3e-5, 0), (1e-5, 0, 1.0, 0)]
+        cases = [(3e-4, 0, 3e-4, 0), (3e-4, 0, 1e-4, 0), (2e-3, 0, 5e-5, 0), (1.0, 0, 3e-5, 0), (1e-5, 0, 1.0, 0),
+                 (1.0, 0, 2**-28, 0)]
     else:
         cases = [(0.05, 3, 0.05, 3), (0.05, 3, 0.02, -100), (0.1, -128, 0.3, 127), (1e-3, 10, 0.5, -5),
-                 (1.0, 0, 1e-4, -128), (0.05, 127, 0.05, -128), (3.0, 0, 3.0, 0)]
+                 (1.0, 0, 1e-4, -128), (0.05, 127, 0.05, -128), (3.0, 0, 3.0, 0), (1.0, 0, 2**-28, 127)]
     for si, zi, so, zo in cases:
         model = _model(op, [((2, 3, 17), dtype, _q(si, _zp(dtype, zi)), None)],
                        ((2, 3, 17), dtype, _q(so, _zp(dtype, zo))))

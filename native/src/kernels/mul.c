@@ -21,7 +21,9 @@ typedef struct mul_data {
 
 static inline int32_t mul_general(const mul_q* p, int32_t a, int32_t b) {
   const int32_t product = (a + p->in1_offset) * (b + p->in2_offset); /* |product| <= 2^30 */
-  return ew_clamp(p->out_offset + eq_mbqm(product, p->multiplier, p->shift), p->act_min, p->act_max);
+  /* Unsigned: a hostile multiplier can bring the product near INT32_MAX, where the offset would overflow. */
+  const uint32_t v = (uint32_t)p->out_offset + (uint32_t)eq_mbqm(product, p->multiplier, p->shift);
+  return ew_clamp((int32_t)v, p->act_min, p->act_max);
 }
 static inline int8_t mul_s8(const mul_q* p, int8_t a, int8_t b) { return (int8_t)mul_general(p, a, b); }
 static inline uint8_t mul_u8(const mul_q* p, uint8_t a, uint8_t b) { return (uint8_t)mul_general(p, a, b); }

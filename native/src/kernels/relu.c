@@ -67,7 +67,9 @@ static edgeq_status prepare_relu_n1_to_1(eq_context* ctx, eq_node* node) {
 static edgeq_status prepare_relu_0_to_1(eq_context* ctx, eq_node* node) { return prepare(ctx, node, 0.0f, 1.0f, 1, 0); }
 
 static inline int32_t relu_one(const relu_data* d, int32_t x) {
-  return ew_clamp(d->out_zp + eq_mbqm(x - d->in_zp, d->multiplier, d->shift), d->act_min, d->act_max);
+  /* Unsigned: with a large multiplier the offset sum can leave int32 (undefined in LiteRT, wraps here). */
+  const uint32_t v = (uint32_t)d->out_zp + (uint32_t)eq_mbqm(x - d->in_zp, d->multiplier, d->shift);
+  return ew_clamp((int32_t)v, d->act_min, d->act_max);
 }
 
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
