@@ -50,22 +50,6 @@ static inline int conv_window(int32_t padding, int64_t in, int64_t filter, int64
   return 1;
 }
 
-/* The first and one-past-last output positions whose window starts at `o * stride - pad` and whose tap
- * `t` (at `t * dilation`) lands inside [0, in): the interior of that tap. */
-static inline void conv_tap_range(int64_t out, int64_t stride, int64_t pad, int64_t tap_offset, int64_t in,
-                                  int32_t* first, int32_t* last) {
-  /* o * stride - pad + tap_offset >= 0  and  < in */
-  int64_t lo_num = pad - tap_offset; /* o >= ceil(lo_num / stride) */
-  int64_t lo = lo_num <= 0 ? 0 : (lo_num + stride - 1) / stride;
-  int64_t hi_num = in + pad - tap_offset; /* o < ceil(hi_num / stride) */
-  int64_t hi = hi_num <= 0 ? 0 : (hi_num + stride - 1) / stride;
-  if (lo > out) lo = out;
-  if (hi > out) hi = out;
-  if (hi < lo) hi = lo;
-  *first = (int32_t)lo;
-  *last = (int32_t)hi;
-}
-
 /* The zero point of a quantized activation tensor, which must lie in its type's range (else a padded
  * value could not be stored in the type, and LiteRT's arithmetic would be meaningless anyway). */
 static inline edgeq_status conv_check_activation(eq_context* ctx, const eq_tensor* t, const char* role) {
@@ -237,9 +221,19 @@ static inline edgeq_status conv_check_options(eq_context* ctx, const eq_node* no
   return EDGEQ_OK;
 }
 
-/* Output tensor sanity common to the three ops: a distinct, non-constant 4-D tensor of the input's type. */
+/* Output tensor sanity common to the three ops: a distinct, non-constant 4-D tensor of the input's type.
+ * Every tensor of the op holds fewer than 2^31 elements, so int32 pixel and tap counts cannot overflow. */
 static inline edgeq_status conv_check_output(eq_context* ctx, const eq_node* node, const eq_tensor* input,
                                              const eq_tensor* output) {
+  for (int32_t i = 0; i < node->ninputs; ++i) {
+    const eq_tensor* t = eq_input(ctx, node, i);
+    if (t != NULL && t->count > (size_t)INT32_MAX) {
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "input %d has %zu elements; at most 2^31 - 1", (int)i, t->count);
+    }
+  }
+  if (output->count > (size_t)INT32_MAX) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "output has %zu elements; at most 2^31 - 1", output->count);
+  }
   for (int32_t i = 0; i < node->ninputs; ++i) {
     if (node->inputs[i] == node->outputs[0]) {
       return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output tensor is also input %d", (int)i);
