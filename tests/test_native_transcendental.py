@@ -277,7 +277,7 @@ def test_softmax_8bit(in_dtype, out_dtype, out_q) -> None:
 
 
 def test_softmax_int16() -> None:
-    for shape in _SOFTMAX_SHAPES + ((1, 1000),):
+    for shape in (*_SOFTMAX_SHAPES, (1, 1000)):
         for scale in (1e-4, 0.01, 1.0, 2**-12):
             # beta 0 (uniform), negative and large betas are all well defined for int16
             for beta in (1.0, 0.1, 0.0, -1.0, 1e3):
@@ -309,7 +309,7 @@ def test_softmax_sum_too_large_for_8bit_output_is_a_runtime_error() -> None:
 @pytest.mark.parametrize("dtype,out_zp", [(np.int8, 127), (np.uint8, 255)])
 def test_log_softmax(dtype, out_zp) -> None:
     zp = 3 if dtype == np.int8 else 128
-    for shape in _SOFTMAX_SHAPES + ((1, 1000),):
+    for shape in (*_SOFTMAX_SHAPES, (1, 1000)):
         for scale in (1e-6, 0.001, 0.05, 0.2, 1.0, 20.0):
             _assert_random_bit_exact("LOG_SOFTMAX", dtype, shape, (scale, zp), (16 / 256, out_zp), samples=2)
 
