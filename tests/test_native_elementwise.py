@@ -123,6 +123,26 @@ def test_add_sub_8bit(op: str, dtype: str) -> None:
                   options_type="MulOptions"))
 
 
+@pytest.mark.parametrize("op", ["ADD", "SUB"])
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_add_sub_8bit_every_input_pair(op: str, dtype: str) -> None:
+    """All 65536 input pairs at once (a 256 x 256 grid), through the vectorized rows and their scalar tails,
+    for random scales, zero points and activations."""
+    grid = np.arange(256, dtype=np.uint8)
+    a = np.repeat(grid[:, None], 256, axis=1)
+    b = np.repeat(grid[None, :], 256, axis=0)
+    if dtype == "int8":
+        a, b = a.view(np.int8), b.view(np.int8)
+    rng = np.random.default_rng(5 if op == "ADD" else 6)
+    for _ in range(3):
+        s1, s2 = 10 ** rng.uniform(-4, 1, 2)
+        so = max(s1, s2) * 10 ** rng.uniform(-5.5, 1.5)
+        zps = [_zp(dtype, int(z)) for z in rng.integers(-128, 128, 3)]
+        model = _model(op, [((256, 256), dtype, _q(s1, zps[0]), None), ((256, 256), dtype, _q(s2, zps[1]), None)],
+                       ((256, 256), dtype, _q(so, zps[2])), {"fusedActivationFunction": int(rng.integers(0, 4))})
+        _exact(model, inputs=[[a, b], [b[:, ::-1], a[::-1]]])
+
+
 def _int16_inputs(shapes: list[tuple[int, ...]], seed: int = 0) -> list[list[np.ndarray]]:
     """Random int16 samples plus one holding the extremes (where rounding and saturation show)."""
     rng = np.random.default_rng(seed)

@@ -24,15 +24,15 @@ static inline int32_t add_q(const ew_addsub* p, int32_t a, int32_t b) {
   const int32_t y = ew_addsub_scale(b + p->in2_offset, p->left_shift, p->in2_multiplier, p->in2_shift);
   return ew_addsub_finish(p, x + y);
 }
-static inline int8_t add_s8(const ew_addsub* p, int8_t a, int8_t b) {
-  return (int8_t)ew_addsub_finish(p, p->table1[(uint8_t)a] + p->table2[(uint8_t)b]);
-}
-static inline uint8_t add_u8(const ew_addsub* p, uint8_t a, uint8_t b) {
-  return (uint8_t)ew_addsub_finish(p, p->table1[a] + p->table2[b]);
-}
 static inline int16_t add_s16(const ew_addsub* p, int16_t a, int16_t b) { return (int16_t)add_q(p, a, b); }
-EQ_BINARY_ROW(add_row_s8, int8_t, int8_t, int8_t, ew_addsub, add_s8)
-EQ_BINARY_ROW(add_row_u8, uint8_t, uint8_t, uint8_t, ew_addsub, add_u8)
+static void add_row_s8(const void* p, const void* a, size_t a_inc, const void* b, size_t b_inc, void* out,
+                       size_t n) {
+  ew_addsub_row8((const ew_addsub*)p, (const uint8_t*)a, a_inc, (const uint8_t*)b, b_inc, (uint8_t*)out, n, 0, 1);
+}
+static void add_row_u8(const void* p, const void* a, size_t a_inc, const void* b, size_t b_inc, void* out,
+                       size_t n) {
+  ew_addsub_row8((const ew_addsub*)p, (const uint8_t*)a, a_inc, (const uint8_t*)b, b_inc, (uint8_t*)out, n, 0, 0);
+}
 EQ_BINARY_ROW(add_row_s16, int16_t, int16_t, int16_t, ew_addsub, add_s16)
 
 /* int16 power-of-two path: the unshifted input plus the other rounded right by the scale ratio's log2,

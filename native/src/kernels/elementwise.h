@@ -9,6 +9,13 @@
 #include "../fixedpoint.h"
 #include "broadcast.h"
 
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define EW_SSE2 1
+#else
+#define EW_SSE2 0
+#endif
+
 /* BuiltinOptions union members, as schema.fbs numbers them. */
 enum { EW_ADD_OPTIONS = 11, EW_MUL_OPTIONS = 21, EW_SUB_OPTIONS = 28, EW_LEAKY_RELU_OPTIONS = 75 };
 
@@ -203,6 +210,64 @@ static inline edgeq_status ew_addsub_prepare(eq_context* ctx, const eq_tensor* i
 
 static inline int32_t ew_addsub_finish(const ew_addsub* p, int32_t raw) {
   return ew_clamp(ew_rescale_down(raw, p->out_multiplier, p->out_shift) + p->out_offset, p->act_min, p->act_max);
+}
+
+#if EW_SSE2
+/* ew_rescale_down on four lanes (multiplier >= 0, right shift 0..31). For M >= 0,
+ * SaturatingRoundingDoublingHighMul(x, M) equals floor((x * M + 2^30) / 2^31) for either sign of the
+ * product. SSE2 only multiplies unsigned 32 x 32 -> 64: a negative x reads as x + 2^32, which adds exactly
+ * 2 * M after the shift by 31, taken back off modulo 2^32. RoundingDivideByPOT then follows gemmlowp. */
+static inline __m128i ew_rescale_down_x4(__m128i x, __m128i multiplier, __m128i mask, __m128i half_mask,
+                                         __m128i right) {
+  const __m128i round = _mm_set_epi32(0, 1 << 30, 0, 1 << 30);
+  const __m128i even = _mm_srli_epi64(_mm_add_epi64(_mm_mul_epu32(x, multiplier), round), 31);
+  const __m128i odd = _mm_srli_epi64(_mm_add_epi64(_mm_mul_epu32(_mm_srli_epi64(x, 32), multiplier), round), 31);
+  __m128i t = _mm_or_si128(_mm_and_si128(even, _mm_set_epi32(0, -1, 0, -1)), _mm_slli_epi64(odd, 32));
+  t = _mm_sub_epi32(t, _mm_slli_epi32(_mm_and_si128(multiplier, _mm_srai_epi32(x, 31)), 1));
+  const __m128i remainder = _mm_and_si128(t, mask);
+  const __m128i threshold = _mm_sub_epi32(half_mask, _mm_srai_epi32(t, 31));
+  return _mm_sub_epi32(_mm_sra_epi32(t, right), _mm_cmpgt_epi32(remainder, threshold));
+}
+#endif
+
+/* An 8-bit ADD or SUB row (the residual-connection hot path): each element is table1[a] +/- table2[b],
+ * rescaled to the output, offset and clamped; with SSE2, sixteen at a time. */
+static inline void ew_addsub_row8(const ew_addsub* p, const uint8_t* a, size_t a_inc, const uint8_t* b, size_t b_inc,
+                                  uint8_t* out, size_t n, int subtract, int is_signed) {
+  const int32_t* t1 = p->table1;
+  const int32_t* t2 = p->table2;
+  size_t i = 0;
+#if EW_SSE2
+  const __m128i multiplier = _mm_set1_epi32(p->out_multiplier);
+  const int right_shift = -p->out_shift;
+  const __m128i mask = _mm_set1_epi32((int32_t)(((uint32_t)1 << right_shift) - 1u));
+  const __m128i half_mask = _mm_srai_epi32(mask, 1);
+  const __m128i right = _mm_cvtsi32_si128(right_shift);
+  const __m128i offset = _mm_set1_epi32(p->out_offset);
+  /* The clamp runs on int16 lanes after a saturating pack, which keeps values outside int16 at its ends:
+   * both bounds lie inside the 8-bit type, so the result is the same as clamping the int32. */
+  const __m128i lo = _mm_set1_epi16((int16_t)p->act_min), hi = _mm_set1_epi16((int16_t)p->act_max);
+  for (; i + 16 <= n; i += 16) {
+    int32_t raw[16];
+    for (int k = 0; k < 16; ++k) {
+      const int32_t x = t1[a[(i + (size_t)k) * a_inc]], y = t2[b[(i + (size_t)k) * b_inc]];
+      raw[k] = subtract ? x - y : x + y;
+    }
+    __m128i v[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m128i r = _mm_loadu_si128((const __m128i*)(const void*)(raw + 4 * k));
+      v[k] = _mm_add_epi32(ew_rescale_down_x4(r, multiplier, mask, half_mask, right), offset);
+    }
+    const __m128i w0 = _mm_min_epi16(_mm_max_epi16(_mm_packs_epi32(v[0], v[1]), lo), hi);
+    const __m128i w1 = _mm_min_epi16(_mm_max_epi16(_mm_packs_epi32(v[2], v[3]), lo), hi);
+    const __m128i bytes = is_signed ? _mm_packs_epi16(w0, w1) : _mm_packus_epi16(w0, w1);
+    _mm_storeu_si128((__m128i*)(void*)(out + i), bytes);
+  }
+#endif
+  for (; i < n; ++i) {
+    const int32_t x = t1[a[i * a_inc]], y = t2[b[i * b_inc]];
+    out[i] = (uint8_t)ew_addsub_finish(p, subtract ? x - y : x + y);
+  }
 }
 
 /* Unquantized integer outputs: CalculateActivationRange<T> bounds. */
