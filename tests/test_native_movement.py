@@ -354,6 +354,15 @@ def test_concat_uint8_requantizes_inputs(qs) -> None:
     _assert_bit_exact(model, samples=8)
 
 
+@pytest.mark.parametrize("in_q,out_q", [((0.0157, 131), (0.0177, 121)), ((0.5, 0), (0.003, 255)), ((2.0, 255), (0.5, 0)),
+                                         ((0.1, 300), (0.1, -40))])  # zero points outside UINT8 too
+def test_concat_uint8_every_byte(in_q, out_q) -> None:
+    model = _op("CONCATENATION", [_t("a", (256,), "uint8", q=in_q), _t("b", (3,), "uint8", q=out_q)],
+                [_t("y", (259,), "uint8", q=out_q)], {"axis": 0}, "ConcatenationOptions")
+    every = np.arange(256, dtype=np.uint8)
+    _assert_bit_exact(model, inputs=[[every, every[:3]], [every[::-1].copy(), every[-3:].copy()]])
+
+
 def test_concat_uint8_inner_axis_rescale() -> None:
     _assert_bit_exact(_concat("uint8", (0.02, 100), axis=-1, sizes=(1, 2), shape=(3, 4, 1), qs=[(0.05, 0), (0.01, 250)]))
 

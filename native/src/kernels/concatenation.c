@@ -13,11 +13,27 @@ typedef struct concat_data {
   size_t outer;
   size_t* row_bytes; /* per input */
   int any_rescale;
-  uint8_t* rescale; /* per input: UINT8 requantization needed */
-  float* scale;
-  float* bias;
-  int32_t out_zp;
+  uint8_t** lut; /* per input: NULL (byte copy) or the 256 requantized UINT8 values */
 } concat_data;
+
+/* (int32_t)roundf(x) as x86 computes it in LiteRT: values outside int32 (and NaN) become INT32_MIN. */
+static int32_t round_to_int32(float x) {
+  const float r = roundf(x);
+  return (r >= -2147483648.0f && r < 2147483648.0f) ? (int32_t)r : INT32_MIN;
+}
+
+/* LiteRT's per-element float requantization depends only on the byte, so it is tabulated. */
+static void fill_requantize_lut(uint8_t* lut, float in_scale, int32_t in_zp, float out_scale, int32_t out_zp) {
+  /* float math exactly as LiteRT: each step rounded to float */
+  const float inverse_output_scale = 1.0f / out_scale;
+  const float scale = in_scale * inverse_output_scale;
+  const float bias = (float)(int32_t)(0u - (uint32_t)in_zp) * scale; /* -zp, wrapping */
+  for (int32_t q = 0; q < 256; ++q) {
+    const float product = (float)q * scale;
+    const int32_t v = (int32_t)((uint32_t)round_to_int32(product + bias) + (uint32_t)out_zp); /* wraps like x86 */
+    lut[q] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+  }
+}
 
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   eq_tensor* t0 = eq_input(ctx, node, 0);
@@ -65,11 +81,14 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (data == NULL) return EDGEQ_ERROR_MEMORY;
   const size_t n = (size_t)node->ninputs;
   data->row_bytes = eq_alloc(ctx, n * sizeof *data->row_bytes);
-  data->rescale = eq_alloc(ctx, n);
-  data->scale = eq_alloc(ctx, n * sizeof *data->scale);
-  data->bias = eq_alloc(ctx, n * sizeof *data->bias);
-  if (data->row_bytes == NULL || data->rescale == NULL || data->scale == NULL || data->bias == NULL) {
-    return EDGEQ_ERROR_MEMORY;
+  data->lut = eq_alloc(ctx, n * sizeof *data->lut);
+  if (data->row_bytes == NULL || data->lut == NULL) return EDGEQ_ERROR_MEMORY;
+  if (output->type == EQ_T_INT16 || output->type == EQ_T_UINT8) {
+    if ((s = mv_check_per_tensor(ctx, output, "output")) != EDGEQ_OK) return s;
+    if (output->type == EQ_T_INT16 && mv_zero_point(output) != 0) {
+      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "INT16 output has zero point %d; it must be 0",
+                      (int)mv_zero_point(output));
+    }
   }
   data->outer = mv_outer(output, axis);
   const size_t inner_bytes = mv_inner(output, axis) * eq_type_size(output->type);
@@ -89,38 +108,13 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
       if (mv_zero_point(t) == mv_zero_point(output) && mv_scale(t) == mv_scale(output)) continue;
       if ((s = eq_check_quantized(ctx, t, "input")) != EDGEQ_OK) return s;
       if ((s = eq_check_quantized(ctx, output, "output")) != EDGEQ_OK) return s;
-      /* float math exactly as LiteRT: each step rounded to float */
-      const float inverse_output_scale = 1.0f / mv_scale(output);
-      data->scale[i] = mv_scale(t) * inverse_output_scale;
-      data->bias[i] = (float)(int32_t)(0u - (uint32_t)mv_zero_point(t)) * data->scale[i]; /* -zp, wrapping */
-      data->rescale[i] = 1;
+      if ((data->lut[i] = eq_alloc(ctx, 256)) == NULL) return EDGEQ_ERROR_MEMORY;
+      fill_requantize_lut(data->lut[i], mv_scale(t), mv_zero_point(t), mv_scale(output), mv_zero_point(output));
       data->any_rescale = 1;
     }
   }
-  if (output->type == EQ_T_INT16 || output->type == EQ_T_UINT8) {
-    if ((s = mv_check_per_tensor(ctx, output, "output")) != EDGEQ_OK) return s;
-    if (output->type == EQ_T_INT16 && mv_zero_point(output) != 0) {
-      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "INT16 output has zero point %d; it must be 0",
-                      (int)mv_zero_point(output));
-    }
-  }
-  data->out_zp = mv_zero_point(output);
   node->user = data;
   return EDGEQ_OK;
-}
-
-/* (int32_t)roundf(x) as x86 computes it in LiteRT: values outside int32 (and NaN) become INT32_MIN. */
-static int32_t round_to_int32(float x) {
-  const float r = roundf(x);
-  return (r >= -2147483648.0f && r < 2147483648.0f) ? (int32_t)r : INT32_MIN;
-}
-
-static void requantize_u8(const uint8_t* in, uint8_t* out, size_t n, float scale, float bias, int32_t out_zp) {
-  for (size_t j = 0; j < n; ++j) {
-    const float product = (float)in[j] * scale;
-    const int32_t v = (int32_t)((uint32_t)round_to_int32(product + bias) + (uint32_t)out_zp); /* wraps like x86 */
-    out[j] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
-  }
 }
 
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
@@ -134,8 +128,9 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
     for (int32_t i = 0; i < node->ninputs; ++i) {
       const size_t n = data->row_bytes[i];
       const uint8_t* in = eq_input(ctx, node, i)->data + k * n;
-      if (data->rescale[i]) {
-        requantize_u8(in, out, n, data->scale[i], data->bias[i], data->out_zp);
+      const uint8_t* lut = data->lut[i];
+      if (lut != NULL) {
+        for (size_t j = 0; j < n; ++j) out[j] = lut[in[j]];
       } else if (n) {
         memcpy(out, in, n);
       }
