@@ -177,3 +177,17 @@ def test_a_near_dead_activation_keeps_relu6_bounds_representable():
     qm = edgeq.quantize(model, edgeq.calibration.arrays(tiny), observer="minmax", progress=False)
     assert min(min(e.scale) for e in qm.plan.tensors.values() if e.dtype == "int8" and len(e.scale) == 1) >= 2.0**-24
     LiteRT(qm.tflite, reference=True).run([tiny[:1]])  # loads and runs (an abort would end the test process)
+
+
+def test_int16x8_add_of_two_activations_uses_the_general_int16_path():
+    """The schema's default pot_scale_int16=true picks LiteRT's power-of-two int16 ADD, which refuses the
+    plan's general scales at prepare; edgeq writes false, as TFLiteConverter does."""
+    tensors = [Tensor("a", (1, 8), "float32"), Tensor("b", (1, 8), "float32"), Tensor("s", (1, 8), "float32"),
+               Tensor("d", (1, 8), "float32")]
+    ops = [Op("ADD", [0, 1], [2], options={"fusedActivationFunction": 0}, options_type="AddOptions"),
+           Op("SUB", [2, 1], [3], options={"fusedActivationFunction": 0}, options_type="SubOptions")]
+    model = edgeq.load(write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0, 1], outputs=[3])))
+    a, b = RNG.normal(size=(16, 8)).astype(np.float32), 3 * RNG.normal(size=(16, 8)).astype(np.float32)
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(a, b), scheme="int16x8", progress=False)
+    (d,) = LiteRT(qm.tflite, reference=True).run([a[:1], b[:1]])
+    np.testing.assert_allclose(d, a[:1], atol=2e-3)

@@ -90,7 +90,13 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
                 inputs[pos] = convert(t, to_integer=False)
             elif not wants_float and is_float:
                 inputs[pos] = convert(t, to_integer=True)
-        new_ops.append(dataclasses.replace(op, inputs=inputs))
+        options = op.options
+        if not wants_float and op.kind in ("ADD", "SUB") and _encoded_dtype(out, plan, op.outputs[0]) == "int16":
+            # The schema's default (true) selects LiteRT's power-of-two int16 path, which needs POT scales and
+            # refuses general ones at prepare; the general int16 path is what the plan's scales need.
+            options = {**options, "potScaleInt16": False}
+            op = dataclasses.replace(op, options_type=op.options_type or f"{op.kind.title()}Options")
+        new_ops.append(dataclasses.replace(op, inputs=inputs, options=options))
 
     # Graph outputs: with float I/O an integer output gets a DEQUANTIZE whose result takes over the
     # original name (signatures and users see the same names as the float model).
@@ -106,6 +112,11 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
     out.outputs = outputs
     out.ops = new_ops
     return out
+
+
+def _encoded_dtype(g: Graph, plan: QuantPlan, t: int) -> str | None:
+    enc = plan.tensors.get(g.tensors[t].name)
+    return enc.dtype if enc is not None else None
 
 
 def _requantized(g: Graph, ops: list[Op], t: int, enc: Encoding, consumer: int) -> int:

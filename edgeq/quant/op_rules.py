@@ -63,8 +63,8 @@ RULES: dict[str, OpRule] = {
     "PADV2": OpRule(quantized_inputs=(0, 2), same_encoding=(0, 2)),
     "RESIZE_BILINEAR": _SAME,
     "RESIZE_NEAREST_NEIGHBOR": _SAME,
-    "SPACE_TO_DEPTH": _SAME,
-    "DEPTH_TO_SPACE": _SAME,
+    "SPACE_TO_DEPTH": OpRule(same_encoding=(0,), int16=False),  # LiteRT has no int16 kernel for these two
+    "DEPTH_TO_SPACE": OpRule(same_encoding=(0,), int16=False),
     "GATHER": _SAME,
     # EMBEDDING_LOOKUP(ids, table): the int8 table's rows are copied, so table and output share one encoding.
     "EMBEDDING_LOOKUP": OpRule(quantized_inputs=(1,), same_encoding=(1,)),
