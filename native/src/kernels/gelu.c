@@ -8,6 +8,8 @@
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off") /* gcc ignores the STDC pragma; -std=gnu11 would contract */
 #endif
 
 enum { GELU_OPTIONS = 116, GELU_APPROXIMATE = 0 };

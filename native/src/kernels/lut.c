@@ -1,13 +1,15 @@
 /* LUTPopulate, written to round exactly where LiteRT rounds: every intermediate is a float (or a double for
  * the _f64 variant) computed in LiteRT's order; C's int-to-float conversions and float arithmetic are the
- * same IEEE operations as C++'s. Contracting a*b+c into an FMA would change bits, so it is turned off
- * (gcc does not contract under -std=c11; clang honours the pragma). */
+ * same IEEE operations as C++'s. Contracting a*b+c into an FMA would change bits (it does with gcc
+ * -std=gnu11 -march=native), so it is turned off below for clang and gcc. */
 #include "lut.h"
 
 #include <math.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off") /* gcc ignores the STDC pragma; -std=gnu11 would contract */
 #endif
 
 /* sigmoid(i / 24) in Q0.16 for i = 0..255 (65535 at the end): the table TFLite's int16 LOGISTIC and TANH
