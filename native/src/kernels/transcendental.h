@@ -7,6 +7,13 @@
 
 #include "../fixedpoint.h"
 
+/* The float math of these kernels must round like LiteRT's: no a*b+c contracted into an FMA. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 /* Bit i set: tensor type i accepted. */
 #define EQ_TYPE_BIT(t) (1u << (t))
 
