@@ -50,7 +50,8 @@ static edgeq_status quantize_value(eq_context* ctx, const eq_tensor* output, flo
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "activation bound %g overflows int32 at scale %g", (double)f,
                     (double)output->scale[0]);
   }
-  const int64_t q64 = output->zero_point[0] + (int64_t)tmp;
+  const int64_t zero_point = output->zero_point[0];
+  const int64_t q64 = (zero_point < INT32_MIN || zero_point > INT32_MAX) ? INT64_MAX : zero_point + (int64_t)tmp;
   if (q64 < INT32_MIN || q64 > INT32_MAX) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "activation bound %g with zero point %lld overflows int32", (double)f,
                     (long long)output->zero_point[0]);
