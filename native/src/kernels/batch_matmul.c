@@ -119,7 +119,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   d->rows = (size_t)o[3];
   d->cols = (size_t)o[4];
   d->depth = (size_t)depth_l;
-  d->nbatch = (size_t)o[0] * (size_t)o[1] * (size_t)o[2];
   d->lhs_esize = eq_type_size(lhs->type);
   d->rhs_esize = eq_type_size(rhs->type);
 
@@ -149,7 +148,16 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     }
   }
 
-  /* Which LHS and RHS matrix each output batch reads. */
+  if (output->count == 0) {
+    /* Nothing to compute; batch dimensions may be huge next to a zero, so nothing is sized from them. */
+    d->nbatch = 0;
+    node->user = d;
+    return EDGEQ_OK;
+  }
+
+  /* Which LHS and RHS matrix each output batch reads (output has values, so every count here is bounded by
+   * its element count). */
+  d->nbatch = (size_t)o[0] * (size_t)o[1] * (size_t)o[2];
   const size_t nb = d->nbatch ? d->nbatch : 1;
   d->lhs_mat = eq_alloc(ctx, sizeof(size_t) * nb);
   d->rhs_mat = eq_alloc(ctx, sizeof(size_t) * nb);

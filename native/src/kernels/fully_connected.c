@@ -108,7 +108,13 @@ static edgeq_status check_output_shape(eq_context* ctx, const eq_tensor* input, 
     size_t b = 1;
     if (depth == 0) {
       /* LiteRT sizes this case from the input's leading dimensions. */
-      for (int32_t i = 0; i + 1 < input->ndim; ++i) b *= (size_t)input->dims[i];
+      for (int32_t i = 0; i + 1 < input->ndim; ++i) {
+        const size_t dim = (size_t)input->dims[i];
+        b = (dim != 0 && b > (size_t)INT32_MAX / dim) ? (size_t)INT32_MAX + 1 : b * dim; /* saturates */
+      }
+      for (int32_t i = 0; i + 1 < input->ndim; ++i) {
+        if (input->dims[i] == 0) b = 0;
+      }
     } else {
       if (input->count % depth != 0) {
         return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has %zu values, not a multiple of the filter's depth %zu",
