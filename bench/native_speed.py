@@ -1,15 +1,19 @@
 """Latency of edgeq's C interpreter against TFLite Micro, LiteRT BUILTIN_REF and LiteRT default kernels
 (XNNPACK), one thread each, on int8 models quantized by edgeq; arena bytes against TFLite Micro's.
 
-    python -m bench.native_speed [--models efficientnet_lite0,mobilenet_v2] [--repeats 7] [--json]
+    python -m bench.native_speed [--models efficientnet_lite0,mobilenet_v2,hand_landmark_lite] [--repeats 7]
 
 Every runtime gets the same int8 model and the same input; each latency is the median of --repeats
 invokes after one warm-up invoke. Before timing, edgeq's outputs are checked bit-exact against BUILTIN_REF
 on that input (the whole point: faster while computing the same bits). TFLite Micro's arena figure is its
 RecordingMicroAllocator's "head" (activations and scratch, the counterpart of edgeq's arena) and "total"
-(head plus persistent tail). MobileNetV2 is keras.applications' architecture with its default random
-initialisation (no weights are downloaded), quantized with photo crops: latency does not depend on
-trained weights.
+(head plus the persistent tail; edgeq's counterpart adds its load-time allocations: tables, multipliers,
+repacked weights). Both read weights in place from the model buffer.
+
+MobileNetV2 is keras.applications' architecture with its default random initialisation (no weights are
+downloaded) without its classifier head (a random net's flat logits make LiteRT's reference int8 SOFTMAX
+abort once 512 or more classes tie), quantized with photo crops: latency does not depend on trained
+weights. hand_landmark_lite is MediaPipe's trained MobileNetV2-style model.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ def _quantized(name: str) -> bytes:
             import keras
 
             keras.utils.set_random_seed(0)
-            model = edgeq.from_keras(keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3)))
+            net = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), include_top=False,
+                                                 pooling="avg")
+            model = edgeq.from_keras(net)
             calib = edgeq.calibration.arrays(photo_crops("calib", CALIB, 224, 0).astype(np.float32) / 127.5 - 1.0)
         else:
             entry = zoo.get(name)
@@ -129,13 +135,15 @@ def measure(name: str, repeats: int) -> dict:
         "speedup_vs_litert_ref": round(ms["litert_ref"] / ms["edgeq"], 2),
         "ratio_to_xnnpack": round(ms["edgeq"] / ms["xnnpack"], 2),
         "arena_bytes": {"edgeq": native.arena_bytes, "tflm_head": tflm_arena.get("head"),
+                        "edgeq_persistent": native.persistent_bytes, "tflm_tail": tflm_arena.get("tail"),
+                        "edgeq_total": native.arena_bytes + native.persistent_bytes,
                         "tflm_total": tflm_arena.get("total")},
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="efficientnet_lite0,mobilenet_v2")
+    p.add_argument("--models", default="efficientnet_lite0,mobilenet_v2,hand_landmark_lite")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -144,13 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"{'model':20s} {'exact':>5s} {'edgeq ms':>9s} {'TFLM ms':>9s} {'REF ms':>9s} {'XNNPACK ms':>10s} "
-          f"{'xTFLM':>6s} {'xREF':>6s} {'/XNN':>6s} {'arena':>9s} {'TFLM head':>10s}")
+          f"{'xTFLM':>6s} {'xREF':>6s} {'/XNN':>6s} {'arena':>9s} {'TFLM head':>10s} {'total':>9s} {'TFLM total':>10s}")
     for r in rows:
         ms = r["latency_ms"]
         print(f"{r['model']:20s} {r['bit_exact_vs_ref']!s:>5s} {ms['edgeq']:9.2f} {ms['tflm']:9.2f} "
               f"{ms['litert_ref']:9.2f} {ms['xnnpack']:10.2f} {r['speedup_vs_tflm']:6.1f} "
               f"{r['speedup_vs_litert_ref']:6.1f} {r['ratio_to_xnnpack']:6.2f} {r['arena_bytes']['edgeq']:9d} "
-              f"{r['arena_bytes']['tflm_head'] or 0:10d}")
+              f"{r['arena_bytes']['tflm_head'] or 0:10d} {r['arena_bytes']['edgeq_total']:9d} "
+              f"{r['arena_bytes']['tflm_total'] or 0:10d}")
     return 0
 
 

@@ -131,12 +131,14 @@ def _run(args) -> dict:
         "ops": len(native.ops),
         "tensors": len(native.tensors),
         "arena_bytes": native.arena_bytes,
+        "persistent_bytes": native.persistent_bytes,
     }
     lines = [f"{t.name}: {y.dtype} {list(y.shape)}" for t, y in zip(native.outputs, outputs, strict=True)]
     if args.outputs:
         lines.append(f"wrote {args.outputs}")
     if args.stats:
-        lines.append(f"ops {len(native.ops)}, tensors {len(native.tensors)}, arena {native.arena_bytes} bytes")
+        lines.append(f"ops {len(native.ops)}, tensors {len(native.tensors)}, arena {native.arena_bytes} bytes, "
+                     f"persistent {native.persistent_bytes} bytes (weights read in place)")
     summary["text"] = "\n".join(lines)
     return summary
 

@@ -112,6 +112,7 @@ def _library() -> ctypes.CDLL:
             "edgeq_invoke": (i32, [p]),
             "edgeq_invoke_ops": (i32, [p, i32, i32]),
             "edgeq_arena_bytes": (sz, [p]),
+            "edgeq_persistent_bytes": (sz, [p]),
             "edgeq_last_error": (ctypes.c_char_p, [p]),
         }
         for name, (restype, argtypes) in signatures.items():
@@ -152,6 +153,7 @@ class NativeModel:
         self.outputs = [self.tensors[self._lib.edgeq_output_tensor(handle, i)]
                         for i in range(self._lib.edgeq_num_outputs(handle))]
         self.arena_bytes = int(self._lib.edgeq_arena_bytes(handle))
+        self.persistent_bytes = int(self._lib.edgeq_persistent_bytes(handle))
 
     def __del__(self) -> None:
         handle = getattr(self, "_handle", None)

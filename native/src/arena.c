@@ -80,6 +80,7 @@ edgeq_status eq_plan_arena(eq_context* ctx) {
   ctx->arena_bytes = total;
   ctx->arena = eq_alloc(ctx, total ? total : EQ_ALIGN);
   if (ctx->arena == NULL) return EDGEQ_ERROR_MEMORY;
+  ctx->persistent_bytes -= total ? total : EQ_ALIGN;
   for (int32_t t = 0; t < ctx->ntensors; ++t) {
     eq_tensor* tensor = &ctx->tensors[t];
     if (tensor->first_op >= 0 && !tensor->is_constant) tensor->data = ctx->arena + tensor->arena_offset;

@@ -19,6 +19,7 @@ void* eq_alloc(eq_context* ctx, size_t bytes) {
   eq_alloc_block* block = (eq_alloc_block*)raw;
   block->next = ctx->allocations;
   ctx->allocations = block;
+  ctx->persistent_bytes += bytes;
   return raw + EQ_ALIGN;
 }
 

@@ -76,6 +76,7 @@ typedef struct eq_context {
   uint8_t* arena;
   size_t arena_bytes;
   eq_alloc_block* allocations; /* everything malloc'ed at load, freed together */
+  size_t persistent_bytes;     /* bytes of those allocations, the arena excluded */
   eq_node* current;            /* the node being prepared or invoked, for error messages */
   char error[512];
 } eq_context;

@@ -176,6 +176,8 @@ edgeq_status edgeq_invoke(edgeq_model* model) {
 
 size_t edgeq_arena_bytes(const edgeq_model* model) { return model == NULL ? 0 : model->ctx.arena_bytes; }
 
+size_t edgeq_persistent_bytes(const edgeq_model* model) { return model == NULL ? 0 : model->ctx.persistent_bytes; }
+
 const char* edgeq_last_error(const edgeq_model* model) { return model == NULL ? "" : model->ctx.error; }
 
 const char* edgeq_status_name(edgeq_status status) {

@@ -165,8 +165,9 @@ int main(int argc, char** argv) {
   }
   if (rc == 0 && stats) {
     qsort(times, (size_t)repeat, sizeof *times, compare_double);
-    printf("ops %d\ntensors %d\narena_bytes %zu\nmedian_ms %.4f\n", (int)edgeq_num_ops(model),
-           (int)edgeq_num_tensors(model), edgeq_arena_bytes(model), 1e3 * times[repeat / 2]);
+    printf("ops %d\ntensors %d\narena_bytes %zu\npersistent_bytes %zu\nmedian_ms %.4f\n", (int)edgeq_num_ops(model),
+           (int)edgeq_num_tensors(model), edgeq_arena_bytes(model), edgeq_persistent_bytes(model),
+           1e3 * times[repeat / 2]);
   }
   free(times);
   edgeq_model_free(model);

@@ -86,6 +86,9 @@ edgeq_status edgeq_invoke_ops(edgeq_model* model, int32_t first, int32_t last);
 
 /* Bytes of the one arena that holds every activation and scratch buffer. */
 size_t edgeq_arena_bytes(const edgeq_model* model);
+/* Bytes allocated at load besides the arena: tensor and op tables, names, quantization parameters,
+ * kernels' precomputed data (multipliers, LUTs, repacked weights). Weights stay in the model buffer. */
+size_t edgeq_persistent_bytes(const edgeq_model* model);
 /* The message of the last failed call on this model ("" if none). */
 const char* edgeq_last_error(const edgeq_model* model);
 const char* edgeq_status_name(edgeq_status status);
