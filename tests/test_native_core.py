@@ -122,3 +122,17 @@ def test_cli_verify_json_and_run_npz(tmp_path, capsys) -> None:
     assert main(["run", str(path), "--inputs", str(tmp_path / "wrong.npz"), "--outputs", str(tmp_path / "o2.npz")]) == 2
     assert "no array for input 0" in capsys.readouterr().err
     assert not (tmp_path / "o2.npz").exists()
+
+
+def test_a_known_reference_defect_is_reported_beside_bit_exactness() -> None:
+    """LiteRT 2.3's BUILTIN_REF int8 SUM adds bytes as uint8: edgeq matches it bit for bit, and says so."""
+    g = Graph(
+        tensors=[Tensor("x", (1, 4, 8), "int8", quant=_q(0.1, 0)),
+                 Tensor("axis", (1,), "int32", data=np.array([2], np.int32)),
+                 Tensor("y", (1, 4), "int8", quant=_q(0.4, 0))],
+        ops=[Op("SUM", [0, 1], [2], options={"keepDims": False}, options_type="ReducerOptions")],
+        inputs=[0], outputs=[2])
+    result = edgeq.verify(write_tflite(g), samples=4)
+    assert result.bit_exact, result.summary()
+    assert len(result.reference_defects) == 1 and "op 0 (SUM)" in result.reference_defects[0]
+    assert "note: op 0 (SUM)" in result.summary()
