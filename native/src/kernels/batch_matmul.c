@@ -40,7 +40,8 @@ static edgeq_status check_quant(eq_context* ctx, const eq_tensor* t, const char*
   if (s != EDGEQ_OK) return s;
   const int64_t zp = mm_legacy_zero_point(t);
   if (zp < INT32_MIN || zp > INT32_MAX) {
-    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "%s '%s' has zero point %lld outside int32", role, t->name, (long long)zp);
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "%s '%s' has zero point %lld outside int32", role, t->name,
+                    (long long)zp);
   }
   return EDGEQ_OK;
 }
@@ -167,8 +168,11 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     for (int32_t b1 = 0; b1 < o[1]; ++b1) {
       for (int32_t b2 = 0; b2 < o[2]; ++b2, ++bi) {
         const size_t i0 = (size_t)b0, i1 = (size_t)b1, i2 = (size_t)b2;
-        d->lhs_mat[bi] = ((l[0] == 1 ? 0 : i0) * (size_t)l[1] + (l[1] == 1 ? 0 : i1)) * (size_t)l[2] + (l[2] == 1 ? 0 : i2);
-        d->rhs_mat[bi] = ((r[0] == 1 ? 0 : i0) * (size_t)r[1] + (r[1] == 1 ? 0 : i1)) * (size_t)r[2] + (r[2] == 1 ? 0 : i2);
+        /* a dimension of 1 broadcasts: it always reads index 0 */
+        d->lhs_mat[bi] =
+            ((l[0] == 1 ? 0 : i0) * (size_t)l[1] + (l[1] == 1 ? 0 : i1)) * (size_t)l[2] + (l[2] == 1 ? 0 : i2);
+        d->rhs_mat[bi] =
+            ((r[0] == 1 ? 0 : i0) * (size_t)r[1] + (r[1] == 1 ? 0 : i1)) * (size_t)r[2] + (r[2] == 1 ? 0 : i2);
       }
     }
   }
@@ -279,14 +283,16 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
         case BMM_S8_S32: {
           int32_t* out = (int32_t*)output->data + out_base;
           for (size_t j = 0; j < cols; ++j) {
-            out[j] = mm_wrap32((uint32_t)mm_dot_s8wide_s8((const int16_t*)(const void*)li, (const int8_t*)R + j * K, K));
+            const int64_t dot = mm_dot_s8wide_s8((const int16_t*)(const void*)li, (const int8_t*)R + j * K, K);
+            out[j] = mm_wrap32((uint32_t)dot); /* LiteRT's int32 sum of products, wrapping */
           }
           break;
         }
         case BMM_S16: {
           int16_t* out = (int16_t*)output->data + out_base;
           for (size_t j = 0; j < cols; ++j) {
-            const int64_t acc = mm_dot_s16s16((const int16_t*)(const void*)li, (const int16_t*)(const void*)R + j * K, K);
+            const int16_t* rj = (const int16_t*)(const void*)R + j * K;
+            const int64_t acc = mm_dot_s16s16((const int16_t*)(const void*)li, rj, K);
             out[j] = (int16_t)mm_clamp(eq_mbqm64(acc, d->multiplier, d->shift), -32768, 32767);
           }
           break;

@@ -98,7 +98,8 @@ static edgeq_status check_output_shape(eq_context* ctx, const eq_tensor* input, 
   if (keep_num_dims) {
     if (input->ndim < 1) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "keep_num_dims with a scalar input");
     if ((size_t)input->dims[input->ndim - 1] != depth) {
-      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "keep_num_dims: input's last dimension %d is not the filter's depth %zu",
+      return eq_error(ctx, EDGEQ_ERROR_MALFORMED,
+                      "keep_num_dims: input's last dimension %d is not the filter's depth %zu",
                       (int)input->dims[input->ndim - 1], depth);
     }
     rank = input->ndim;
@@ -154,11 +155,14 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   }
   const int32_t weights_format = eq_opt_i8(node, OPT_WEIGHTS_FORMAT, 0);
   if (weights_format == 1) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "SHUFFLED4x16INT8 weights format");
-  if (weights_format != 0) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "unknown weights format %d", (int)weights_format);
+  if (weights_format != 0) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "unknown weights format %d", (int)weights_format);
+  }
   const int32_t activation = eq_opt_i8(node, OPT_ACTIVATION, EQ_ACT_NONE);
   if (activation != EQ_ACT_NONE && activation != EQ_ACT_RELU && activation != EQ_ACT_RELU_N1_TO_1 &&
       activation != EQ_ACT_RELU6) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "fused activation %d (LiteRT allows only NONE, RELU, RELU_N1_TO_1, RELU6)",
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
+                    "fused activation %d (LiteRT allows only NONE, RELU, RELU_N1_TO_1, RELU6)",
                     (int)activation);
   }
   const int keep_num_dims = eq_opt_bool(node, OPT_KEEP_NUM_DIMS, 0);
@@ -177,7 +181,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   } else if (it == EQ_T_INT16 && ft == EQ_T_INT16 && ot == EQ_T_INT16) {
     kind = FC_S16_S16;
   } else if (it == EQ_T_FLOAT32) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "float input (%s weights): float and hybrid FULLY_CONNECTED are not supported",
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
+                    "float input (%s weights): float and hybrid FULLY_CONNECTED are not supported",
                     eq_type_name(ft));
   } else {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "input %s, filter %s, output %s", eq_type_name(it), eq_type_name(ft),
@@ -206,7 +211,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     }
     const int32_t qbt = eq_opt_i8(node, OPT_QUANTIZED_BIAS_TYPE, EQ_T_FLOAT32);
     if (qbt != EQ_T_FLOAT32 && qbt != EQ_T_INT32 && qbt != EQ_T_INT64) {
-      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "quantized_bias_type %s (must be INT32 or INT64)", eq_type_name(qbt));
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "quantized_bias_type %s (must be INT32 or INT64)",
+                      eq_type_name(qbt));
     }
     /* Unset (FLOAT32): int16x8 accumulates in int64 and reads an int64 bias; int16x16 reads an int32 one. */
     if (kind == FC_S16_S8) {
@@ -233,7 +239,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if ((s = eq_check_quantized(ctx, filter, "filter")) != EDGEQ_OK) return s;
   for (int32_t i = 0; i < filter->nq; ++i) {
     if (filter->zero_point[i] < INT32_MIN || filter->zero_point[i] > INT32_MAX) {
-      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "filter zero point %lld outside int32", (long long)filter->zero_point[i]);
+      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "filter zero point %lld outside int32",
+                      (long long)filter->zero_point[i]);
     }
     if (ft == EQ_T_INT4 && filter->zero_point[i] != 0) {
       return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "int4 filter with zero point %lld (must be 0)",
@@ -452,7 +459,8 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
       }
       int64_t xsum = 0;
       if (d->filter_offset != 0) {
-        xsum = wide_input ? mm_sum_s16(xs[t], K) : (d->kind == FC_S8 ? mm_sum_s8((const int8_t*)row, K) : mm_sum_u8(row, K));
+        xsum = wide_input ? mm_sum_s16(xs[t], K)
+                          : (d->kind == FC_S8 ? mm_sum_s8((const int8_t*)row, K) : mm_sum_u8(row, K));
       }
       batch_off[t] = (uint64_t)(int64_t)d->filter_offset * (uint64_t)xsum;
     }
