@@ -62,7 +62,7 @@ def _seed_specs(tf):
 
     def sequence(x):
         h = tf.matmul(tf.reshape(x, [4, 6]), const(6, 6))
-        h = tf.nn.relu(h + tf.reverse(h, [0]))
+        h = tf.nn.relu(h + h * tf.sigmoid(h))
         return tf.reshape(tf.image.resize(tf.reshape(h, [1, 4, 6, 1]), [8, 12]), [1, 96])
 
     def misc(x):
@@ -70,7 +70,7 @@ def _seed_specs(tf):
         g = tf.gather(tf.matmul(a, b, transpose_b=True), [2, 0, 3], axis=1)
         h = g * tf.nn.relu6(g + 3.0) / 6.0
         e = tf.squeeze(tf.expand_dims(h, 0), 0)
-        return tf.slice(e, [0, 0, 1], [1, 3, 3]), tf.argmax(e, axis=-1, output_type=tf.int32)
+        return tf.slice(e, [0, 0, 1], [1, 3, 3]), tf.reduce_max(e, axis=-1)
 
     return [
         ("cnn", [(1, 8, 8, 3)], cnn),
