@@ -32,7 +32,7 @@ typedef struct bmm_data {
   const int64_t* rhs_sums;  /* constant RHS: [matrix][cols] row sums (int8 only) */
   int32_t lhs_slot;         /* scratch: the LHS matrix as int16 rows (int8 widened, adj_x transposed) */
   int32_t rhs_slot;         /* scratch: the RHS matrix as rows (non-constant RHS without adj_y) */
-  int32_t sums_slot;        /* scratch: rows + cols int64 row sums */
+  int32_t sums_slot;        /* scratch: rows + cols int64 row sums, then one output row of raw dot products */
 } bmm_data;
 
 static edgeq_status check_quant(eq_context* ctx, const eq_tensor* t, const char* role) {
@@ -205,10 +205,30 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     d->lhs_slot = eq_request_scratch(ctx, node, d->rows * d->depth * sizeof(int16_t) + 1);
     if (d->lhs_slot < 0) return EDGEQ_ERROR_MEMORY;
   }
-  d->sums_slot = eq_request_scratch(ctx, node, sizeof(int64_t) * (d->rows + d->cols + 1));
+  d->sums_slot = eq_request_scratch(ctx, node, sizeof(int64_t) * (d->rows + 2 * d->cols + 1));
   if (d->sums_slot < 0) return EDGEQ_ERROR_MEMORY;
   node->user = d;
   return EDGEQ_OK;
+}
+
+/* The raw dot products of one LHS row (int16, int8 values widened) with every RHS row. */
+static void row_dots(bmm_kind kind, const int16_t* li, const uint8_t* R, size_t cols, size_t K, int64_t* dots) {
+  size_t j = 0;
+  if (kind == BMM_S16) {
+    const int16_t* r = (const int16_t*)(const void*)R;
+    for (; j < cols; ++j) dots[j] = mm_dot_s16s16(li, r + j * K, K);
+    return;
+  }
+  const int8_t* r = (const int8_t*)R;
+  const int narrow = kind != BMM_S16_S8; /* li holds int8 values: longer int32 chunks are safe */
+  for (; j + 4 <= cols; j += 4) {
+    if (narrow) {
+      mm_dot4_s8wide_s8(li, r + j * K, K, K, dots + j);
+    } else {
+      mm_dot4_s16s8(li, r + j * K, K, K, dots + j);
+    }
+  }
+  for (; j < cols; ++j) dots[j] = narrow ? mm_dot_s8wide_s8(li, r + j * K, K) : mm_dot_s16s8(li, r + j * K, K);
 }
 
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
@@ -221,6 +241,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const size_t lhs_mat_bytes = rows * K * d->lhs_esize, rhs_mat_bytes = cols * K * d->rhs_esize;
   int64_t* lsum = eq_scratch(ctx, node, d->sums_slot);
   int64_t* rsum_scratch = lsum + rows;
+  int64_t* dots = rsum_scratch + cols;
   uint8_t* lhs_t = d->lhs_slot >= 0 ? eq_scratch(ctx, node, d->lhs_slot) : NULL;
   uint8_t* rhs_t = d->rhs_slot >= 0 ? eq_scratch(ctx, node, d->rhs_slot) : NULL;
   const int s8 = d->kind == BMM_S8;
@@ -265,7 +286,8 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
     }
     for (size_t i = 0; i < rows; ++i) {
       const size_t l_esize = (s8 || d->kind == BMM_S8_S32) ? sizeof(int16_t) : d->lhs_esize;
-      const uint8_t* li = L + i * K * l_esize;
+      const int16_t* li = (const int16_t*)(const void*)(L + i * K * l_esize);
+      row_dots(d->kind, li, R, cols, K, dots);
       const size_t out_base = (b * rows + i) * cols;
       switch (d->kind) {
         case BMM_S8: {
@@ -273,8 +295,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
           const uint32_t row_term = (uint32_t)d->rhs_offset * (uint32_t)lsum[i] + k_term;
           int8_t* out = (int8_t*)output->data + out_base;
           for (size_t j = 0; j < cols; ++j) {
-            const int64_t dot = mm_dot_s8wide_s8((const int16_t*)(const void*)li, (const int8_t*)R + j * K, K);
-            const uint32_t acc = (uint32_t)dot + (uint32_t)d->lhs_offset * (uint32_t)rsum[j] + row_term;
+            const uint32_t acc = (uint32_t)dots[j] + (uint32_t)d->lhs_offset * (uint32_t)rsum[j] + row_term;
             const int32_t v = mm_add_wrap32(eq_mbqm(mm_wrap32(acc), d->multiplier, d->shift), d->output_offset);
             out[j] = (int8_t)mm_clamp(v, -128, 127);
           }
@@ -282,26 +303,13 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
         }
         case BMM_S8_S32: {
           int32_t* out = (int32_t*)output->data + out_base;
-          for (size_t j = 0; j < cols; ++j) {
-            const int64_t dot = mm_dot_s8wide_s8((const int16_t*)(const void*)li, (const int8_t*)R + j * K, K);
-            out[j] = mm_wrap32((uint32_t)dot); /* LiteRT's int32 sum of products, wrapping */
-          }
-          break;
-        }
-        case BMM_S16: {
-          int16_t* out = (int16_t*)output->data + out_base;
-          for (size_t j = 0; j < cols; ++j) {
-            const int16_t* rj = (const int16_t*)(const void*)R + j * K;
-            const int64_t acc = mm_dot_s16s16((const int16_t*)(const void*)li, rj, K);
-            out[j] = (int16_t)mm_clamp(eq_mbqm64(acc, d->multiplier, d->shift), -32768, 32767);
-          }
+          for (size_t j = 0; j < cols; ++j) out[j] = mm_wrap32((uint32_t)dots[j]); /* LiteRT's wrapping int32 sum */
           break;
         }
         default: {
           int16_t* out = (int16_t*)output->data + out_base;
           for (size_t j = 0; j < cols; ++j) {
-            const int64_t acc = mm_dot_s16s8((const int16_t*)(const void*)li, (const int8_t*)R + j * K, K);
-            out[j] = (int16_t)mm_clamp(eq_mbqm64(acc, d->multiplier, d->shift), -32768, 32767);
+            out[j] = (int16_t)mm_clamp(eq_mbqm64(dots[j], d->multiplier, d->shift), -32768, 32767);
           }
           break;
         }

@@ -415,6 +415,15 @@ static int64_t dot(fc_kind kind, const int16_t* x, const void* w, size_t n) {
   }
 }
 
+/* What a unit adds to its dot product: the zero-point terms (unless the literal sum has them) and the bias. */
+static uint64_t unit_add(const fc_data* d, const uint64_t* unit_off, const int32_t* bias32, const int64_t* bias64,
+                         size_t o) {
+  uint64_t add = d->literal ? 0 : unit_off[o];
+  if (bias32 != NULL) add += (uint64_t)(int64_t)bias32[o];
+  if (bias64 != NULL) add += (uint64_t)bias64[o];
+  return add;
+}
+
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const fc_data* d = node->user;
   const eq_tensor* input = eq_input(ctx, node, 0);
@@ -464,11 +473,30 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
       }
       batch_off[t] = (uint64_t)(int64_t)d->filter_offset * (uint64_t)xsum;
     }
-    for (size_t o = 0; o < units; ++o) {
+    size_t o = 0;
+    if (!d->literal && d->kind != FC_S16_S16) {
+      /* Four weight rows at a time: each widened input value is loaded once for four outputs. */
+      for (; o + 4 <= units; o += 4) {
+        const void* w = (const uint8_t*)weights + o * K * w_esize;
+        for (size_t t = 0; t < nb; ++t) {
+          int64_t dots[4];
+          if (d->kind == FC_S8) {
+            mm_dot4_s8wide_s8(xs[t], w, K, K, dots);
+          } else if (d->kind == FC_S16_S8) {
+            mm_dot4_s16s8(xs[t], w, K, K, dots);
+          } else {
+            mm_dot4_u8wide_u8(xs[t], w, K, K, dots);
+          }
+          for (size_t q = 0; q < 4; ++q) {
+            const uint64_t acc = (uint64_t)dots[q] + batch_off[t] + unit_add(d, unit_off, bias32, bias64, o + q);
+            store(output, (b0 + t) * units + o + q, requantize(d, acc, o + q));
+          }
+        }
+      }
+    }
+    for (; o < units; ++o) {
       const void* w = (const uint8_t*)weights + o * K * w_esize;
-      uint64_t add = d->literal ? 0 : unit_off[o]; /* the literal sum has its zero-point terms */
-      if (bias32 != NULL) add += (uint64_t)(int64_t)bias32[o];
-      if (bias64 != NULL) add += (uint64_t)bias64[o];
+      const uint64_t add = unit_add(d, unit_off, bias32, bias64, o);
       for (size_t t = 0; t < nb; ++t) {
         uint64_t acc;
         if (d->literal) {
