@@ -225,6 +225,21 @@ def test_batch_matmul_edge_cases(name: str) -> None:
     _assert_bit_exact(_bmm(**BMM_CASES[name]), min_distinct=2 if name == "saturating" else 3)
 
 
+def test_batch_matmul_per_channel_rhs_uses_legacy_params() -> None:
+    """LiteRT's kernels read TfLiteTensor::params, which is scale 0 / zero point 0 for a per-channel tensor: the
+    rescale multiplier becomes 0 and every output is the output zero point. edgeq matches that."""
+    rng = np.random.default_rng(0)
+    rhs_q = _q([0.04, 0.03, 0.02, 0.05, 0.01], [0, 0, 0, 0, 0], axis=1)
+    tensors = [Tensor("a", (2, 4, 6), "int8", quant=_q(0.05, -3)),
+               Tensor("b", (6, 5), "int8", data=rng.integers(-128, 127, size=(6, 5)).astype(np.int8), quant=rhs_q),
+               Tensor("y", (2, 4, 5), "int8", quant=_q(0.3, 5))]
+    op = Op("BATCH_MATMUL", [0, 1], [2], options={"adjX": False, "adjY": False}, options_type="BatchMatMulOptions")
+    model = write_tflite(Graph(tensors=tensors, ops=[op], inputs=[0], outputs=[2]))
+    _assert_bit_exact(model, min_distinct=1)
+    out = NativeModel(model).run([rng.integers(-128, 127, size=(2, 4, 6), dtype=np.int8)])[0]
+    assert np.all(out == 5)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Refusals
 
