@@ -30,6 +30,10 @@ typedef struct conv2d_data {
   int32_t* multiplier;
   int32_t* shift;
   int32_t in_zp, out_zp, act_min, act_max;
+  /* AVX2 8-bit path: per channel, each constant repeated 4 times (one channel + 1 of padding), so that
+   * channels n and n + 1 load as one vector [n x4 | n+1 x4] */
+  int avx2;
+  int32_t* splat; /* [4][out_c + 1][4]: bias, multiplier, left shift, right shift */
 } conv2d_data;
 
 /* ----------------------------------------------------------------------------------------------------
@@ -37,27 +41,46 @@ typedef struct conv2d_data {
  * in padded taps and zeros up to kstride), then out[r][n] = requantize(bias[n] + rows[r] . weights[n]).
  * Widening once per block, not once per output channel, leaves pmaddwd's multiply-adds to the inner loop. */
 
+static CONV_INLINE void widen(int16_t* dst, const uint8_t* src, size_t n, int is_unsigned) {
+  if (is_unsigned) {
+    for (size_t i = 0; i < n; ++i) dst[i] = (int16_t)src[i];
+  } else {
+    for (size_t i = 0; i < n; ++i) dst[i] = (int16_t)(int8_t)src[i];
+  }
+}
+
 static void fill_rows8(const conv2d_data* d, const uint8_t* image, int32_t group, int32_t p0, int32_t m,
                        int16_t* rows) {
   const int is_unsigned = d->kind == KIND_U8;
-  const size_t run = (size_t)d->group_in;
+  const size_t run = (size_t)d->group_in, in_c = (size_t)d->in_c;
   const int16_t zp = (int16_t)d->in_zp;
+  /* a window row whose taps all fall inside the image is one contiguous run when taps are adjacent */
+  const int whole_rows = d->groups == 1 && d->dil_w == 1;
+  const size_t row_run = (size_t)d->kw * run;
   for (int32_t r = 0; r < m; ++r) {
     const int32_t oy = (p0 + r) / d->out_w, ox = (p0 + r) % d->out_w;
+    const int64_t ix0 = (int64_t)ox * d->stride_w - d->pad_w;
+    const int row_inside = whole_rows && ix0 >= 0 && ix0 + d->kw <= d->in_w;
     int16_t* dst = rows + (size_t)r * (size_t)d->kstride;
     for (int32_t fy = 0; fy < d->kh; ++fy) {
       const int64_t iy = (int64_t)oy * d->stride_h - d->pad_h + (int64_t)fy * d->dil_h;
+      if (iy < 0 || iy >= d->in_h) {
+        for (size_t i = 0; i < row_run; ++i) dst[i] = zp; /* cancelled by the folded bias */
+        dst += row_run;
+        continue;
+      }
+      const uint8_t* line = image + (size_t)iy * (size_t)d->in_w * in_c + (size_t)group * run;
+      if (row_inside) {
+        widen(dst, line + (size_t)ix0 * in_c, row_run, is_unsigned);
+        dst += row_run;
+        continue;
+      }
       for (int32_t fx = 0; fx < d->kw; ++fx) {
-        const int64_t ix = (int64_t)ox * d->stride_w - d->pad_w + (int64_t)fx * d->dil_w;
-        if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w) {
-          const uint8_t* src = image + ((size_t)iy * (size_t)d->in_w + (size_t)ix) * (size_t)d->in_c + (size_t)group * run;
-          if (is_unsigned) {
-            for (size_t i = 0; i < run; ++i) dst[i] = (int16_t)src[i];
-          } else {
-            for (size_t i = 0; i < run; ++i) dst[i] = (int16_t)(int8_t)src[i];
-          }
+        const int64_t ix = ix0 + (int64_t)fx * d->dil_w;
+        if (ix >= 0 && ix < d->in_w) {
+          widen(dst, line + (size_t)ix * in_c, run, is_unsigned);
         } else {
-          for (size_t i = 0; i < run; ++i) dst[i] = zp; /* cancelled by the folded bias */
+          for (size_t i = 0; i < run; ++i) dst[i] = zp;
         }
         dst += run;
       }
@@ -159,6 +182,95 @@ static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t 
     }
   }
 }
+#if CONV_AVX2
+static CONV_AVX2_INLINE __m256i load256(const void* p) { return _mm256_loadu_si256((const __m256i*)p); }
+
+/* [a.lo + a.hi | b.lo + b.hi] */
+static CONV_AVX2_INLINE __m256i fold(__m256i a, __m256i b) {
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* Four rows by two weight rows, 16 products per pmaddwd; a last group of 8 (kstride is a multiple of 8)
+ * meets weights zero-extended to 256 bits. Returns [rows . w0 | rows . w1], four rows each. */
+static CONV_AVX2_INLINE __m256i dot_4x2_avx2(const int16_t* rows, size_t stride, const int16_t* w0, const int16_t* w1,
+                                             int32_t k) {
+  const int16_t *r0 = rows, *r1 = rows + stride, *r2 = rows + 2 * stride, *r3 = rows + 3 * stride;
+  __m256i a00 = _mm256_setzero_si256(), a10 = a00, a20 = a00, a30 = a00;
+  __m256i a01 = a00, a11 = a00, a21 = a00, a31 = a00;
+  int32_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    const __m256i v0 = load256(w0 + i), v1 = load256(w1 + i);
+    const __m256i x0 = load256(r0 + i), x1 = load256(r1 + i), x2 = load256(r2 + i), x3 = load256(r3 + i);
+    a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(x0, v0));
+    a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(x0, v1));
+    a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(x1, v0));
+    a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(x1, v1));
+    a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(x2, v0));
+    a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(x2, v1));
+    a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(x3, v0));
+    a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(x3, v1));
+  }
+  if (i < k) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i v0 = _mm256_inserti128_si256(zero, load16(w0 + i), 0);
+    const __m256i v1 = _mm256_inserti128_si256(zero, load16(w1 + i), 0);
+    const __m256i x0 = _mm256_inserti128_si256(zero, load16(r0 + i), 0);
+    const __m256i x1 = _mm256_inserti128_si256(zero, load16(r1 + i), 0);
+    const __m256i x2 = _mm256_inserti128_si256(zero, load16(r2 + i), 0);
+    const __m256i x3 = _mm256_inserti128_si256(zero, load16(r3 + i), 0);
+    a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(x0, v0));
+    a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(x0, v1));
+    a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(x1, v0));
+    a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(x1, v1));
+    a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(x2, v0));
+    a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(x2, v1));
+    a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(x3, v0));
+    a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(x3, v1));
+  }
+  const __m256i s0 = fold(a00, a01), s1 = fold(a10, a11), s2 = fold(a20, a21), s3 = fold(a30, a31);
+  const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
+  const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+}
+
+/* Requantized [channel c: rows 0..3 | channel c + 1: rows 0..3] as (c, c + 1) byte pairs, row by row. */
+static CONV_AVX2_INLINE __m128i requantize_pair_avx2(const conv2d_data* d, int32_t c, __m256i acc) {
+  const size_t plane = ((size_t)d->out_c + 1) * 4, at = (size_t)c * 4;
+  acc = _mm256_add_epi32(acc, load256(d->splat + at));
+  acc = conv_mbqm_x8(acc, load256(d->splat + plane + at), load256(d->splat + 2 * plane + at),
+                     load256(d->splat + 3 * plane + at));
+  acc = _mm256_add_epi32(acc, _mm256_set1_epi32(d->out_zp));
+  acc = _mm256_min_epi32(_mm256_max_epi32(acc, _mm256_set1_epi32(d->act_min)), _mm256_set1_epi32(d->act_max));
+  __m256i v = _mm256_packs_epi32(acc, acc); /* values are in the output type's range now */
+  v = d->kind == KIND_U8 ? _mm256_packus_epi16(v, v) : _mm256_packs_epi16(v, v);
+  return _mm_unpacklo_epi8(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+}
+
+static CONV_AVX2_TARGET void gemm8_avx2(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel,
+                                        uint8_t* out) {
+  const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
+  const int16_t* weights = d->weights + (size_t)first_channel * ks;
+  for (int32_t n = 0; n < d->group_out; n += 2) {
+    const int16_t* w0 = weights + (size_t)n * ks;
+    const int pair = n + 1 < d->group_out; /* a last odd channel multiplies its own row twice */
+    for (int32_t r = 0; r < m; r += 4) {
+      const __m256i acc = dot_4x2_avx2(rows + (size_t)r * ks, ks, w0, pair ? w0 + ks : w0, d->kstride);
+      uint8_t pairs[16];
+      _mm_storeu_si128((__m128i*)(void*)pairs, requantize_pair_avx2(d, first_channel + n, acc));
+      uint8_t* o = out + (size_t)r * os + (size_t)n;
+      const int32_t rows_left = m - r < 4 ? m - r : 4;
+      for (int32_t j = 0; j < rows_left; ++j) {
+        if (pair) {
+          memcpy(o + (size_t)j * os, pairs + 2 * j, 2);
+        } else {
+          o[(size_t)j * os] = pairs[2 * j];
+        }
+      }
+    }
+  }
+}
+#endif
+
 #else
 /* Portable: the same rows, one output at a time. */
 static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel, uint8_t* out) {
@@ -258,6 +370,12 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
         uint8_t* out = out_image + ((size_t)p0 * (size_t)d->out_c + (size_t)first_channel) * elem;
         if (is8) {
           fill_rows8(d, image, group, p0, m, scratch);
+#if CONV_AVX2
+          if (d->avx2) {
+            gemm8_avx2(d, scratch, m, first_channel, out);
+            continue;
+          }
+#endif
           gemm8(d, scratch, m, first_channel, out);
         } else {
           for (int32_t r = 0; r < m; ++r) {
@@ -464,7 +582,23 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
                             d->multiplier, d->shift)) != EDGEQ_OK) {
     return s;
   }
-  return eq_activation_range(ctx, activation, output, &d->act_min, &d->act_max);
+  if ((s = eq_activation_range(ctx, activation, output, &d->act_min, &d->act_max)) != EDGEQ_OK) return s;
+  if (is8 && conv_have_avx2()) {
+    const size_t plane = ((size_t)out_c + 1) * 4;
+    d->splat = eq_alloc(ctx, 4 * plane * sizeof(int32_t)); /* zeroed: the padding channel's constants are 0 */
+    if (d->splat == NULL) return EDGEQ_ERROR_MEMORY;
+    for (size_t c = 0; c < (size_t)out_c; ++c) {
+      const int32_t shift = d->shift[c];
+      for (size_t j = 0; j < 4; ++j) {
+        d->splat[c * 4 + j] = (int32_t)d->bias32[c];
+        d->splat[plane + c * 4 + j] = d->multiplier[c];
+        d->splat[2 * plane + c * 4 + j] = shift > 0 ? shift : 0;
+        d->splat[3 * plane + c * 4 + j] = shift > 0 ? 0 : -shift;
+      }
+    }
+    d->avx2 = 1;
+  }
+  return EDGEQ_OK;
 }
 
 const eq_kernel eq_kernel_conv_2d = {prepare, invoke};

@@ -24,6 +24,22 @@
 #define CONV_INLINE inline
 #endif
 
+/* AVX2 kernels are compiled for that target alone (the rest of the library stays baseline x86-64) and
+ * chosen at load when the CPU and OS support them. EDGEQ_NO_AVX2 keeps the SSE2 kernels, for testing. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(EDGEQ_NO_AVX2)
+#include <immintrin.h>
+#define CONV_AVX2 1
+#define CONV_AVX2_TARGET __attribute__((target("avx2")))
+#define CONV_AVX2_INLINE inline __attribute__((always_inline, target("avx2")))
+static inline int conv_have_avx2(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+}
+#else
+#define CONV_AVX2 0
+static inline int conv_have_avx2(void) { return 0; }
+#endif
+
 /* BuiltinOptions union members and TensorType values as schema.fbs numbers them. */
 enum { CONV_OPTIONS_CONV2D = 1, CONV_OPTIONS_DEPTHWISE = 2, CONV_OPTIONS_TRANSPOSE = 49 };
 enum { CONV_TENSOR_TYPE_FLOAT32 = 0, CONV_TENSOR_TYPE_INT32 = 2, CONV_TENSOR_TYPE_INT64 = 4 };
@@ -193,6 +209,24 @@ static CONV_INLINE __m128i conv_mbqm_x4(__m128i x, int32_t multiplier, int left,
   const __m128i remainder = _mm_and_si128(t, mask);
   const __m128i threshold = _mm_sub_epi32(_mm_srai_epi32(mask, 1), _mm_srai_epi32(t, 31));
   return _mm_sub_epi32(_mm_sra_epi32(t, _mm_cvtsi32_si128(right)), _mm_cmpgt_epi32(remainder, threshold));
+}
+#endif
+
+#if CONV_AVX2
+/* eq_mbqm on eight lanes, each with its own multiplier, left and right shift (AVX2 has signed 32 x 32 -> 64
+ * bit products and per-lane shifts): SaturatingRoundingDoublingHighMul as floor((x * M + 2^30) / 2^31)
+ * (M >= 0; only the low 32 bits of the shifted product are kept), then gemmlowp's RoundingDivideByPOT. */
+static CONV_AVX2_INLINE __m256i conv_mbqm_x8(__m256i x, __m256i multiplier, __m256i left, __m256i right) {
+  x = _mm256_sllv_epi32(x, left);
+  const __m256i round = _mm256_set1_epi64x((int64_t)1 << 30);
+  const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, multiplier), round), 31);
+  const __m256i odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(multiplier, 32)), round);
+  const __m256i t = _mm256_blend_epi32(even, _mm256_slli_epi64(_mm256_srli_epi64(odd, 31), 32), 0xAA);
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+  const __m256i remainder = _mm256_and_si256(t, mask);
+  const __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_srai_epi32(t, 31));
+  return _mm256_sub_epi32(_mm256_srav_epi32(t, right), _mm256_cmpgt_epi32(remainder, threshold));
 }
 #endif
 

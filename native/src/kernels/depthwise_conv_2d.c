@@ -30,6 +30,12 @@ typedef struct depthwise_data {
   int16_t* pair_weights; /* [ceil(taps / 2)][channels8][2] */
   int32_t channels8;     /* out_c rounded down to a multiple of 8: the vector channels */
   struct rq_quad* rq;    /* [channels8 / 4] */
+  /* AVX2: channels [0, channels16) sixteen at a time; pmaddwd's 128-bit halves interleave channels 0-3 with
+   * 8-11 and 4-7 with 12-15, so weights and constants are stored in that order */
+  int avx2;
+  int32_t channels16;
+  int16_t* pair_weights16; /* [ceil(taps / 2)][channels16 / 16][channels 0-3, 8-11 | 4-7, 12-15][2] */
+  struct rq_oct* rq16;     /* [channels16 / 8]: (0-3, 8-11), (4-7, 12-15) of each block */
   int32_t taps_scratch;  /* kh * kw row pointers */
 } depthwise_data;
 
@@ -42,6 +48,17 @@ typedef struct rq_quad {
   int32_t mask[4];
   int32_t half[4];
 } rq_quad;
+
+#if CONV_AVX2
+typedef struct rq_oct {
+  int32_t bias[8];
+  int32_t multiplier[8];
+  int32_t right[8];
+} rq_oct;
+
+/* Channel of lane j (0..15) of a 16-channel block as the AVX2 kernel holds it: low halves then high. */
+static int32_t avx2_lane_channel(int32_t j) { return (j & 3) + ((j >> 2) & 1) * 8 + (j >> 3) * 4; }
+#endif
 
 /* The input row of tap (fy, fx) for output (oy, ox): a pixel of the image, or the padding row. */
 static const uint8_t* tap_row(const depthwise_data* d, const uint8_t* image, int32_t oy, int32_t ox, int32_t fy,
@@ -107,14 +124,14 @@ static CONV_INLINE __m128i widen8(const uint8_t* p, int is_unsigned) {
   return is_unsigned ? _mm_unpacklo_epi8(v, _mm_setzero_si128()) : _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
 }
 
-/* One output pixel, channels [0, channels8) eight at a time: two taps' inputs interleaved per channel meet
+/* One output pixel, channels [from, channels8) eight at a time: two taps' inputs interleaved per channel meet
  * their interleaved weights in one pmaddwd. An odd last tap pairs with a zero weight. */
 static CONV_INLINE void pixel_vector(const depthwise_data* d, const uint8_t* const* rows, int32_t taps,
-                                     uint8_t* out, int is_unsigned) {
+                                     uint8_t* out, size_t from, int is_unsigned) {
   const size_t c8 = (size_t)d->channels8;
   const __m128i zp = _mm_set1_epi32(d->out_zp);
   const __m128i lo = _mm_set1_epi16((int16_t)d->act_min), hi = _mm_set1_epi16((int16_t)d->act_max);
-  for (size_t c = 0; c < c8; c += 8) {
+  for (size_t c = from; c < c8; c += 8) {
     __m128i acc0 = _mm_loadu_si128((const __m128i*)(const void*)(d->bias32 + c));
     __m128i acc1 = _mm_loadu_si128((const __m128i*)(const void*)(d->bias32 + c + 4));
     const int16_t* w = d->pair_weights + 2 * c;
@@ -137,12 +154,63 @@ static CONV_INLINE void pixel_vector(const depthwise_data* d, const uint8_t* con
   }
 }
 
-static void pixel_vector_s8(const depthwise_data* d, const uint8_t* const* rows, int32_t taps, uint8_t* out) {
-  pixel_vector(d, rows, taps, out, 0);
+static void pixel_vector_s8(const depthwise_data* d, const uint8_t* const* rows, int32_t taps, uint8_t* out,
+                            size_t from) {
+  pixel_vector(d, rows, taps, out, from, 0);
 }
 
-static void pixel_vector_u8(const depthwise_data* d, const uint8_t* const* rows, int32_t taps, uint8_t* out) {
-  pixel_vector(d, rows, taps, out, 1);
+static void pixel_vector_u8(const depthwise_data* d, const uint8_t* const* rows, int32_t taps, uint8_t* out,
+                            size_t from) {
+  pixel_vector(d, rows, taps, out, from, 1);
+}
+#endif
+
+#if CONV_AVX2
+static CONV_AVX2_INLINE __m256i widen16(const uint8_t* p, int is_unsigned) {
+  const __m128i v = _mm_loadu_si128((const __m128i*)(const void*)p);
+  return is_unsigned ? _mm256_cvtepu8_epi16(v) : _mm256_cvtepi8_epi16(v);
+}
+
+static CONV_AVX2_INLINE __m256i load256(const void* p) { return _mm256_loadu_si256((const __m256i*)p); }
+
+/* As pixel_vector, sixteen channels at a time. */
+static CONV_AVX2_INLINE void pixel_avx2(const depthwise_data* d, const uint8_t* const* rows, int32_t taps,
+                                        uint8_t* out, int is_unsigned) {
+  const size_t c16 = (size_t)d->channels16;
+  const __m256i zp = _mm256_set1_epi32(d->out_zp), zero = _mm256_setzero_si256();
+  const __m256i lo = _mm256_set1_epi16((int16_t)d->act_min), hi = _mm256_set1_epi16((int16_t)d->act_max);
+  for (size_t c = 0; c < c16; c += 16) {
+    const rq_oct* q = &d->rq16[c / 8];
+    __m256i acc0 = load256(q[0].bias), acc1 = load256(q[1].bias);
+    const int16_t* w = d->pair_weights16 + 2 * c;
+    int32_t t = 0;
+    for (; t + 2 <= taps; t += 2, w += 2 * c16) {
+      const __m256i x0 = widen16(rows[t] + c, is_unsigned), x1 = widen16(rows[t + 1] + c, is_unsigned);
+      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), load256(w)));
+      acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), load256(w + 16)));
+    }
+    if (t < taps) {
+      const __m256i x0 = widen16(rows[t] + c, is_unsigned);
+      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x0), load256(w)));
+      acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x0), load256(w + 16)));
+    }
+    acc0 = _mm256_add_epi32(conv_mbqm_x8(acc0, load256(q[0].multiplier), zero, load256(q[0].right)), zp);
+    acc1 = _mm256_add_epi32(conv_mbqm_x8(acc1, load256(q[1].multiplier), zero, load256(q[1].right)), zp);
+    __m256i v = _mm256_min_epi16(_mm256_max_epi16(_mm256_packs_epi32(acc0, acc1), lo), hi);
+    v = is_unsigned ? _mm256_packus_epi16(v, v) : _mm256_packs_epi16(v, v);
+    v = _mm256_permute4x64_epi64(v, 0x08); /* the low 8 bytes of each half, in channel order */
+    _mm_storeu_si128((__m128i*)(void*)(out + c), _mm256_castsi256_si128(v));
+  }
+}
+
+static CONV_AVX2_TARGET void pixel_avx2_s8(const depthwise_data* d, const uint8_t* const* rows, int32_t taps,
+                                           uint8_t* out) {
+  pixel_avx2(d, rows, taps, out, 0);
+}
+
+static CONV_AVX2_TARGET void pixel_avx2_u8(const depthwise_data* d, const uint8_t* const* rows, int32_t taps,
+                                           uint8_t* out) {
+  pixel_avx2(d, rows, taps, out, 1);
 }
 #endif
 
@@ -169,10 +237,21 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
             for (int32_t fx = 0; fx < d->kw; ++fx) rows[fy * d->kw + fx] = tap_row(d, image, oy, ox, fy, fx, 1);
           }
           uint8_t* out = output->data + (((size_t)b * (size_t)d->out_h + (size_t)oy) * (size_t)d->out_w + (size_t)ox) * (size_t)channels;
+          size_t from = 0;
+#if CONV_AVX2
+          if (d->avx2) {
+            if (d->kind == KIND_U8) {
+              pixel_avx2_u8(d, rows, taps, out);
+            } else {
+              pixel_avx2_s8(d, rows, taps, out);
+            }
+            from = (size_t)d->channels16;
+          }
+#endif
           if (d->kind == KIND_U8) {
-            pixel_vector_u8(d, rows, taps, out);
+            pixel_vector_u8(d, rows, taps, out, from);
           } else {
-            pixel_vector_s8(d, rows, taps, out);
+            pixel_vector_s8(d, rows, taps, out, from);
           }
           for (int32_t c = d->channels8; c < channels; ++c) { /* the last channels, one by one */
             uint32_t acc = d->bias32[c];
@@ -268,6 +347,33 @@ static edgeq_status prepare_vector(eq_context* ctx, eq_node* node, depthwise_dat
   d->taps_scratch = eq_request_scratch(ctx, node, taps * sizeof(const uint8_t*));
   if (d->taps_scratch < 0) return EDGEQ_ERROR_MEMORY;
   d->vector = 1;
+#if CONV_AVX2
+  const size_t c16 = (size_t)(d->out_c & ~15);
+  if (c16 > 0 && conv_have_avx2()) {
+    d->channels16 = (int32_t)c16;
+    d->pair_weights16 = eq_alloc(ctx, ((taps + 1) / 2) * c16 * 2 * sizeof(int16_t));
+    d->rq16 = eq_alloc(ctx, (c16 / 8) * sizeof(rq_oct));
+    if (d->pair_weights16 == NULL || d->rq16 == NULL) return EDGEQ_ERROR_MEMORY;
+    for (size_t t = 0; t < taps; ++t) {
+      for (size_t b = 0; b < c16; b += 16) {
+        for (int32_t j = 0; j < 16; ++j) {
+          const size_t c = b + (size_t)avx2_lane_channel(j);
+          d->pair_weights16[((t / 2) * c16 + b + (size_t)j) * 2 + (t & 1)] = d->weights[t * channels + c];
+        }
+      }
+    }
+    for (size_t b = 0; b < c16; b += 16) {
+      for (int32_t j = 0; j < 16; ++j) {
+        const size_t c = b + (size_t)avx2_lane_channel(j);
+        rq_oct* q = &d->rq16[b / 8 + (size_t)(j / 8)];
+        q->bias[j % 8] = (int32_t)d->bias32[c];
+        q->multiplier[j % 8] = d->multiplier[c];
+        q->right[j % 8] = -d->shift[c];
+      }
+    }
+    d->avx2 = 1;
+  }
+#endif
 #else
   (void)ctx;
   (void)node;
