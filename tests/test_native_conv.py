@@ -22,6 +22,15 @@ from edgeq.verify.native import NativeModel
 
 OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 
+
+@pytest.fixture(params=["default", "sse2"])
+def kernels(request, monkeypatch) -> str:
+    """Runs a test with the kernels chosen at load (AVX2 where the CPU has it) and again with the SSE2
+    ones (EDGEQ_NO_AVX2), so both vector paths stay checked on AVX2 machines."""
+    if request.param == "sse2":
+        monkeypatch.setenv("EDGEQ_NO_AVX2", "1")
+    return request.param
+
 # ---------------------------------------------------------------------------------------------------------
 # The op-model corpus
 
@@ -36,7 +45,7 @@ def corpus():
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_corpus_models_are_bit_exact(corpus, op: str) -> None:
+def test_corpus_models_are_bit_exact(corpus, op: str, kernels: str) -> None:
     models = [m for m in corpus if m.op == op]
     assert models, f"the corpus has no {op} model"
     failures, checked = [], 0
@@ -249,7 +258,7 @@ def _transpose(rng, x_shape, cout, k, stride, padding, out_hw=None, dtype="int8"
 # Bit-exact cases
 
 
-def test_conv_shapes_sweep() -> None:
+def test_conv_shapes_sweep(kernels: str) -> None:
     """Random shapes: channel counts off the vector widths, 1x1 with strides (read in place) and windows
     (copied), dilations, batches, every activation, per-tensor and per-channel filters, three types."""
     rng = np.random.default_rng(0)
@@ -266,7 +275,7 @@ def test_conv_shapes_sweep() -> None:
         _assert_bit_exact(model, f"conv case {i}")
 
 
-def test_depthwise_shapes_sweep() -> None:
+def test_depthwise_shapes_sweep(kernels: str) -> None:
     rng = np.random.default_rng(1)
     for i in range(36):
         dtype = ("int8", "uint8", "int16")[i % 3]
@@ -336,7 +345,7 @@ def test_int4_filters() -> None:
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_padding_with_extreme_zero_points(op: str) -> None:
+def test_padding_with_extreme_zero_points(op: str, kernels: str) -> None:
     """Padded taps contribute nothing in the reference; edgeq pads with the zero point and folds the
     cancelling term into the bias, so zero points at the ends of the range are the edge to check."""
     rng = np.random.default_rng(6)
@@ -355,7 +364,7 @@ def test_padding_with_extreme_zero_points(op: str) -> None:
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_extreme_rescaling(op: str) -> None:
+def test_extreme_rescaling(op: str, kernels: str) -> None:
     """Effective scales above 1 (left shifts, saturating doubling multiplies, output zero points added with
     int32 wraparound) and below 2^-31 (a zero multiplier), with output zero points at the ends."""
     rng = np.random.default_rng(7)

@@ -25,13 +25,17 @@
 #endif
 
 /* AVX2 kernels are compiled for that target alone (the rest of the library stays baseline x86-64) and
- * chosen at load when the CPU and OS support them. EDGEQ_NO_AVX2 keeps the SSE2 kernels, for testing. */
+ * chosen at load when the CPU and OS support them. Compiling with EDGEQ_NO_AVX2, or loading with the
+ * environment variable EDGEQ_NO_AVX2 set (not "0"), keeps the SSE2 kernels, so tests can run both. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(EDGEQ_NO_AVX2)
 #include <immintrin.h>
+#include <stdlib.h>
 #define CONV_AVX2 1
 #define CONV_AVX2_TARGET __attribute__((target("avx2")))
 #define CONV_AVX2_INLINE inline __attribute__((always_inline, target("avx2")))
 static inline int conv_have_avx2(void) {
+  const char* off = getenv("EDGEQ_NO_AVX2");
+  if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0) return 0;
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2");
 }
