@@ -66,6 +66,12 @@ def edgeq_int8(model: FloatModel, calib: list[np.ndarray], entry: zoo.ZooModel) 
 
 
 def ai_edge_quantizer_w8a8(model: FloatModel, calib: list[np.ndarray], entry: zoo.ZooModel) -> bytes:
+    return ai_edge_quantizer_static(model, calib, entry, activation_bits=8)
+
+
+def ai_edge_quantizer_static(model: FloatModel, calib: list[np.ndarray], entry: zoo.ZooModel,
+                             activation_bits: int = 8) -> bytes:
+    """ai-edge-quantizer's static recipe: int8 weights, int8 (w8a8) or int16 (w8a16) activations."""
     from ai_edge_quantizer import quantizer, recipe
 
     data = with_signature(model)
@@ -74,13 +80,14 @@ def ai_edge_quantizer_w8a8(model: FloatModel, calib: list[np.ndarray], entry: zo
     names = list(g.signature_inputs) or [g.tensors[t].name for t in g.inputs]
     samples = [{n: x[i : i + 1] for n, x in zip(names, calib, strict=True)} for i in range(calib[0].shape[0])]
     qt = quantizer.Quantizer(data)
-    qt.load_quantization_recipe(recipe.static_wi8_ai8())
+    qt.load_quantization_recipe(recipe.static_wi8_ai8() if activation_bits == 8 else recipe.static_wi8_ai16())
     with contextlib.redirect_stdout(io.StringIO()):
         result = qt.calibrate({key: samples})
         return bytes(qt.quantize(result).quantized_model)
 
 
-def tflite_converter_ptq(model: FloatModel, calib: list[np.ndarray], entry: zoo.ZooModel) -> bytes:
+def tflite_converter_ptq(model: FloatModel, calib: list[np.ndarray], entry: zoo.ZooModel, int16: bool = False) -> bytes:
+    """TFLiteConverter full-integer PTQ from the Keras model: int8, or int16 activations with int8 weights."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -93,7 +100,10 @@ def tflite_converter_ptq(model: FloatModel, calib: list[np.ndarray], entry: zoo.
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], keras_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([x[i : i + 1] for x in calib] for i in range(calib[0].shape[0]))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 if int16
+        else tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+    ]
     return converter.convert()
 
 
