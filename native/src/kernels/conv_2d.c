@@ -3,11 +3,11 @@
  * fused activations, bit-exact with LiteRT's reference ConvPerChannel / Conv.
  *
  * The reference sums filter * (input - input_zero_point) over the taps that fall inside the image. Here the
- * filter is widened to int16 at load (with the uint8 filter offset added), the input-offset term
+ * filter is copied at load into zero-padded 8-bit rows (INT4 unpacked), the input-offset term
  * input_offset * sum(filter) is folded into the bias, and every output pixel becomes one row of a matrix
- * product: 1x1 convolutions read their rows straight from the input, others copy their window into a
- * scratch row (im2col) where taps outside the image hold the input zero point. A padded tap then adds
- * filter * zero_point, which the folded term cancels exactly (all in wrapping int32, as LiteRT's
+ * product: 8-bit inputs copy their window into an int16 scratch row (im2col), where taps outside the image
+ * hold the input zero point; int16 1x1 convolutions read their rows straight from the input. A padded tap
+ * adds filter * zero_point, which the folded term cancels exactly (all in wrapping int32, as LiteRT's
  * accumulator behaves), so borders need no special case. */
 #include "conv_common.h"
 
@@ -24,7 +24,8 @@ typedef struct conv2d_data {
   int direct;      /* 1x1 with no padding: a row is one input pixel */
   int32_t block;   /* pixels per block of rows, a multiple of 4 */
   int32_t scratch; /* rows of a block: int16 for 8-bit inputs (widened), else int16 im2col; -1 if unused */
-  int16_t* weights;        /* [out_c][kstride], zero padded */
+  int8_t* weights;         /* [out_c][kstride], zero padded; uint8 filters as value - 128 */
+  int32_t row_factor;      /* uint8: 128 - filter zero point, times each row's sum; else 0 */
   uint32_t* bias32;        /* 8-bit: bias + input_offset * sum(weights); int16 acc32: bias */
   int64_t* bias64;         /* int16 acc64: bias */
   int32_t* multiplier;
@@ -39,7 +40,9 @@ typedef struct conv2d_data {
 /* ----------------------------------------------------------------------------------------------------
  * 8-bit inputs: a block of output pixels becomes rows of int16 (the window, widened, with the zero point
  * in padded taps and zeros up to kstride), then out[r][n] = requantize(bias[n] + rows[r] . weights[n]).
- * Widening once per block, not once per output channel, leaves pmaddwd's multiply-adds to the inner loop. */
+ * Widening once per block, not once per output channel, leaves pmaddwd's multiply-adds to the inner loop.
+ * Weights stay 8-bit (half the memory of int16 copies); a uint8 filter value w with zero point z is stored
+ * as w - 128, and (w - z) . x = (w - 128) . x + (128 - z) * sum(x) takes each row's sum once. */
 
 static CONV_INLINE void widen(int16_t* dst, const uint8_t* src, size_t n, int is_unsigned) {
   if (is_unsigned) {
@@ -50,7 +53,7 @@ static CONV_INLINE void widen(int16_t* dst, const uint8_t* src, size_t n, int is
 }
 
 static void fill_rows8(const conv2d_data* d, const uint8_t* image, int32_t group, int32_t p0, int32_t m,
-                       int16_t* rows) {
+                       int16_t* rows, uint32_t* row_terms) {
   const int is_unsigned = d->kind == KIND_U8;
   const size_t run = (size_t)d->group_in, in_c = (size_t)d->in_c;
   const int16_t zp = (int16_t)d->in_zp;
@@ -86,10 +89,17 @@ static void fill_rows8(const conv2d_data* d, const uint8_t* image, int32_t group
       }
     }
     for (int32_t i = d->k; i < d->kstride; ++i) *dst++ = 0;
+    uint32_t sum = 0;
+    if (d->row_factor != 0) {
+      const int16_t* row = rows + (size_t)r * (size_t)d->kstride;
+      for (int32_t i = 0; i < d->k; ++i) sum += (uint32_t)(int32_t)row[i];
+    }
+    row_terms[r] = sum * (uint32_t)d->row_factor;
   }
   /* rows past m up to a multiple of 4 are computed (not stored): keep them defined */
   const int32_t padded = (m + 3) & ~3;
   memset(rows + (size_t)m * (size_t)d->kstride, 0, (size_t)(padded - m) * (size_t)d->kstride * sizeof(int16_t));
+  for (int32_t r = m; r < padded; ++r) row_terms[r] = 0;
 }
 
 #if CONV_SSE2
@@ -102,16 +112,22 @@ static CONV_INLINE __m128i hsum4(__m128i a, __m128i b, __m128i c, __m128i d) {
 
 static CONV_INLINE __m128i load16(const int16_t* p) { return _mm_loadu_si128((const __m128i*)(const void*)p); }
 
+/* Eight int8 weights widened to int16. */
+static CONV_INLINE __m128i load_w8(const int8_t* p) {
+  const __m128i v = _mm_loadl_epi64((const __m128i*)(const void*)p);
+  return _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+}
+
 /* Four rows by two weight rows: [rows . w0] and [rows . w1] as vectors over the four rows. pmaddwd
  * multiplies int16 pairs exactly and adds them in int32; its one overflow (two -32768 * -32768 pairs)
  * cannot occur with 8-bit values. Sums wrap in int32 like LiteRT's accumulator. */
-static CONV_INLINE void dot_4x2(const int16_t* rows, size_t stride, const int16_t* w0, const int16_t* w1,
+static CONV_INLINE void dot_4x2(const int16_t* rows, size_t stride, const int8_t* w0, const int8_t* w1,
                                 int32_t k, __m128i* out0, __m128i* out1) {
   const int16_t *r0 = rows, *r1 = rows + stride, *r2 = rows + 2 * stride, *r3 = rows + 3 * stride;
   __m128i a00 = _mm_setzero_si128(), a10 = a00, a20 = a00, a30 = a00;
   __m128i a01 = a00, a11 = a00, a21 = a00, a31 = a00;
   for (int32_t i = 0; i < k; i += 8) {
-    const __m128i v0 = load16(w0 + i), v1 = load16(w1 + i);
+    const __m128i v0 = load_w8(w0 + i), v1 = load_w8(w1 + i);
     const __m128i x0 = load16(r0 + i), x1 = load16(r1 + i), x2 = load16(r2 + i), x3 = load16(r3 + i);
     a00 = _mm_add_epi32(a00, _mm_madd_epi16(x0, v0));
     a01 = _mm_add_epi32(a01, _mm_madd_epi16(x0, v1));
@@ -126,11 +142,11 @@ static CONV_INLINE void dot_4x2(const int16_t* rows, size_t stride, const int16_
   *out1 = hsum4(a01, a11, a21, a31);
 }
 
-static CONV_INLINE __m128i dot_4x1(const int16_t* rows, size_t stride, const int16_t* w0, int32_t k) {
+static CONV_INLINE __m128i dot_4x1(const int16_t* rows, size_t stride, const int8_t* w0, int32_t k) {
   const int16_t *r0 = rows, *r1 = rows + stride, *r2 = rows + 2 * stride, *r3 = rows + 3 * stride;
   __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
   for (int32_t i = 0; i < k; i += 8) {
-    const __m128i v0 = load16(w0 + i);
+    const __m128i v0 = load_w8(w0 + i);
     a0 = _mm_add_epi32(a0, _mm_madd_epi16(load16(r0 + i), v0));
     a1 = _mm_add_epi32(a1, _mm_madd_epi16(load16(r1 + i), v0));
     a2 = _mm_add_epi32(a2, _mm_madd_epi16(load16(r2 + i), v0));
@@ -153,16 +169,19 @@ static CONV_INLINE __m128i requantize_pair(const conv2d_data* d, int32_t n, int3
   return d->kind == KIND_U8 ? _mm_packus_epi16(v, v) : _mm_packs_epi16(v, v);
 }
 
-static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel, uint8_t* out) {
+static void gemm8(const conv2d_data* d, const int16_t* rows, const uint32_t* row_terms, int32_t m,
+                  int32_t first_channel, uint8_t* out) {
   const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
-  const int16_t* weights = d->weights + (size_t)first_channel * ks;
+  const int8_t* weights = d->weights + (size_t)first_channel * ks;
   int32_t n = 0;
   for (; n + 2 <= d->group_out; n += 2) {
-    const int16_t* w0 = weights + (size_t)n * ks;
+    const int8_t* w0 = weights + (size_t)n * ks;
     for (int32_t r = 0; r < m; r += 4) {
       __m128i s0, s1;
       dot_4x2(rows + (size_t)r * ks, ks, w0, w0 + ks, d->kstride, &s0, &s1);
-      __m128i v = requantize_pair(d, first_channel + n, first_channel + n + 1, s0, s1);
+      const __m128i terms = _mm_loadu_si128((const __m128i*)(const void*)(row_terms + r));
+      __m128i v = requantize_pair(d, first_channel + n, first_channel + n + 1, _mm_add_epi32(s0, terms),
+                                  _mm_add_epi32(s1, terms));
       v = _mm_unpacklo_epi8(v, _mm_srli_si128(v, 4)); /* (channel n, n + 1) byte pairs, row by row */
       uint8_t pairs[16];
       _mm_storeu_si128((__m128i*)(void*)pairs, v);
@@ -172,9 +191,10 @@ static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t 
     }
   }
   if (n < d->group_out) {
-    const int16_t* w0 = weights + (size_t)n * ks;
+    const int8_t* w0 = weights + (size_t)n * ks;
     for (int32_t r = 0; r < m; r += 4) {
-      const __m128i s = dot_4x1(rows + (size_t)r * ks, ks, w0, d->kstride);
+      const __m128i s = _mm_add_epi32(dot_4x1(rows + (size_t)r * ks, ks, w0, d->kstride),
+                                      _mm_loadu_si128((const __m128i*)(const void*)(row_terms + r)));
       const __m128i v = requantize_pair(d, first_channel + n, first_channel + n, s, s); /* one channel: rare */
       const uint32_t bytes = (uint32_t)_mm_cvtsi128_si32(v);
       const int32_t rows_left = m - r < 4 ? m - r : 4;
@@ -192,14 +212,18 @@ static CONV_AVX2_INLINE __m256i fold(__m256i a, __m256i b) {
 
 /* Four rows by two weight rows, 16 products per pmaddwd; a last group of 8 (kstride is a multiple of 8)
  * meets weights zero-extended to 256 bits. Returns [rows . w0 | rows . w1], four rows each. */
-static CONV_AVX2_INLINE __m256i dot_4x2_avx2(const int16_t* rows, size_t stride, const int16_t* w0, const int16_t* w1,
+static CONV_AVX2_INLINE __m256i load_w16(const int8_t* p) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(const void*)p));
+}
+
+static CONV_AVX2_INLINE __m256i dot_4x2_avx2(const int16_t* rows, size_t stride, const int8_t* w0, const int8_t* w1,
                                              int32_t k) {
   const int16_t *r0 = rows, *r1 = rows + stride, *r2 = rows + 2 * stride, *r3 = rows + 3 * stride;
   __m256i a00 = _mm256_setzero_si256(), a10 = a00, a20 = a00, a30 = a00;
   __m256i a01 = a00, a11 = a00, a21 = a00, a31 = a00;
   int32_t i = 0;
   for (; i + 16 <= k; i += 16) {
-    const __m256i v0 = load256(w0 + i), v1 = load256(w1 + i);
+    const __m256i v0 = load_w16(w0 + i), v1 = load_w16(w1 + i);
     const __m256i x0 = load256(r0 + i), x1 = load256(r1 + i), x2 = load256(r2 + i), x3 = load256(r3 + i);
     a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(x0, v0));
     a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(x0, v1));
@@ -212,8 +236,8 @@ static CONV_AVX2_INLINE __m256i dot_4x2_avx2(const int16_t* rows, size_t stride,
   }
   if (i < k) {
     const __m256i zero = _mm256_setzero_si256();
-    const __m256i v0 = _mm256_inserti128_si256(zero, load16(w0 + i), 0);
-    const __m256i v1 = _mm256_inserti128_si256(zero, load16(w1 + i), 0);
+    const __m256i v0 = _mm256_inserti128_si256(zero, load_w8(w0 + i), 0);
+    const __m256i v1 = _mm256_inserti128_si256(zero, load_w8(w1 + i), 0);
     const __m256i x0 = _mm256_inserti128_si256(zero, load16(r0 + i), 0);
     const __m256i x1 = _mm256_inserti128_si256(zero, load16(r1 + i), 0);
     const __m256i x2 = _mm256_inserti128_si256(zero, load16(r2 + i), 0);
@@ -246,15 +270,17 @@ static CONV_AVX2_INLINE __m128i requantize_pair_avx2(const conv2d_data* d, int32
   return _mm_unpacklo_epi8(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 }
 
-static CONV_AVX2_TARGET void gemm8_avx2(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel,
-                                        uint8_t* out) {
+static CONV_AVX2_TARGET void gemm8_avx2(const conv2d_data* d, const int16_t* rows, const uint32_t* row_terms,
+                                        int32_t m, int32_t first_channel, uint8_t* out) {
   const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
-  const int16_t* weights = d->weights + (size_t)first_channel * ks;
+  const int8_t* weights = d->weights + (size_t)first_channel * ks;
   for (int32_t n = 0; n < d->group_out; n += 2) {
-    const int16_t* w0 = weights + (size_t)n * ks;
+    const int8_t* w0 = weights + (size_t)n * ks;
     const int pair = n + 1 < d->group_out; /* a last odd channel multiplies its own row twice */
     for (int32_t r = 0; r < m; r += 4) {
-      const __m256i acc = dot_4x2_avx2(rows + (size_t)r * ks, ks, w0, pair ? w0 + ks : w0, d->kstride);
+      const __m256i terms = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(const void*)(row_terms + r)));
+      const __m256i acc = _mm256_add_epi32(
+          dot_4x2_avx2(rows + (size_t)r * ks, ks, w0, pair ? w0 + ks : w0, d->kstride), terms);
       uint8_t pairs[16];
       _mm_storeu_si128((__m128i*)(void*)pairs, requantize_pair_avx2(d, first_channel + n, acc));
       uint8_t* o = out + (size_t)r * os + (size_t)n;
@@ -273,14 +299,15 @@ static CONV_AVX2_TARGET void gemm8_avx2(const conv2d_data* d, const int16_t* row
 
 #else
 /* Portable: the same rows, one output at a time. */
-static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel, uint8_t* out) {
+static void gemm8(const conv2d_data* d, const int16_t* rows, const uint32_t* row_terms, int32_t m,
+                  int32_t first_channel, uint8_t* out) {
   const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
   for (int32_t r = 0; r < m; ++r) {
     const int16_t* a = rows + (size_t)r * ks;
     for (int32_t n = 0; n < d->group_out; ++n) {
       const int32_t c = first_channel + n;
-      const int16_t* w = d->weights + (size_t)c * ks;
-      uint32_t acc = d->bias32[c];
+      const int8_t* w = d->weights + (size_t)c * ks;
+      uint32_t acc = d->bias32[c] + row_terms[r];
       for (int32_t i = 0; i < d->kstride; ++i) acc += (uint32_t)((int32_t)a[i] * (int32_t)w[i]);
       out[(size_t)r * os + (size_t)n] =
           (uint8_t)conv_requantize8(acc, d->multiplier[c], d->shift[c], d->out_zp, d->act_min, d->act_max);
@@ -294,13 +321,13 @@ static void gemm8(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t 
  * int32 exactly before they join the int64 accumulator. The int32-bias variant wraps like LiteRT's int32
  * accumulator. */
 
-static void gemm_s16(const conv2d_data* d, const int16_t* const* rows, int32_t m, const int16_t* weights,
+static void gemm_s16(const conv2d_data* d, const int16_t* const* rows, int32_t m, const int8_t* weights,
                      int32_t first_channel, int16_t* out, size_t out_stride) {
   const int32_t k = d->k;
   for (int32_t r = 0; r < m; ++r) {
     const int16_t* a = rows[r];
     for (int32_t n = 0; n < d->group_out; ++n) {
-      const int16_t* w = weights + (size_t)n * (size_t)d->kstride;
+      const int8_t* w = weights + (size_t)n * (size_t)d->kstride;
       const int32_t c = first_channel + n;
       int32_t v;
       if (d->kind == KIND_S16_ACC64) {
@@ -360,6 +387,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const size_t image_elems = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c;
   const int32_t pixels = d->out_h * d->out_w;
   const int16_t* rows16[MAX_BLOCK];
+  uint32_t row_terms[MAX_BLOCK];
   for (int32_t b = 0; b < d->batches; ++b) {
     const uint8_t* image = input->data + (size_t)b * image_elems * elem;
     uint8_t* out_image = output->data + (size_t)b * (size_t)pixels * (size_t)d->out_c * elem;
@@ -369,14 +397,14 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
         const int32_t m = pixels - p0 < d->block ? pixels - p0 : d->block;
         uint8_t* out = out_image + ((size_t)p0 * (size_t)d->out_c + (size_t)first_channel) * elem;
         if (is8) {
-          fill_rows8(d, image, group, p0, m, scratch);
+          fill_rows8(d, image, group, p0, m, scratch, row_terms);
 #if CONV_AVX2
           if (d->avx2) {
-            gemm8_avx2(d, scratch, m, first_channel, out);
+            gemm8_avx2(d, scratch, row_terms, m, first_channel, out);
             continue;
           }
 #endif
-          gemm8(d, scratch, m, first_channel, out);
+          gemm8(d, scratch, row_terms, m, first_channel, out);
         } else {
           for (int32_t r = 0; r < m; ++r) {
             rows16[r] = rows16_at(d, (const int16_t*)(const void*)image, group, p0 + r,
@@ -555,13 +583,15 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   }
 
   /* Weights widened to int16 with the uint8 offset added, rows padded with zeros. */
-  d->weights = eq_alloc(ctx, (size_t)out_c * (size_t)d->kstride * sizeof(int16_t));
+  d->weights = eq_alloc(ctx, (size_t)out_c * (size_t)d->kstride);
   d->multiplier = eq_alloc(ctx, sizeof(int32_t) * (size_t)out_c);
   d->shift = eq_alloc(ctx, sizeof(int32_t) * (size_t)out_c);
   if (d->weights == NULL || d->multiplier == NULL || d->shift == NULL) return EDGEQ_ERROR_MEMORY;
+  const int32_t stored_offset = input->type == EQ_T_UINT8 ? -128 : 0;
+  d->row_factor = input->type == EQ_T_UINT8 ? 128 + filter_offset : 0;
   for (int32_t c = 0; c < out_c; ++c) {
     for (size_t i = 0; i < k; ++i) {
-      d->weights[(size_t)c * (size_t)d->kstride + i] = (int16_t)(conv_filter_at(filter, (size_t)c * k + i) + filter_offset);
+      d->weights[(size_t)c * (size_t)d->kstride + i] = (int8_t)(conv_filter_at(filter, (size_t)c * k + i) + stored_offset);
     }
   }
   if (kind == KIND_S16_ACC64) {
@@ -574,7 +604,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     const uint32_t input_offset = (uint32_t)-d->in_zp;
     for (int32_t c = 0; c < out_c; ++c) {
       uint32_t sum = 0;
-      for (size_t i = 0; i < k; ++i) sum += (uint32_t)(int32_t)d->weights[(size_t)c * (size_t)d->kstride + i];
+      for (size_t i = 0; i < k; ++i) sum += (uint32_t)(conv_filter_at(filter, (size_t)c * k + i) + filter_offset);
       d->bias32[c] = (uint32_t)conv_bias_at(bias, (size_t)c) + (is8 ? input_offset * sum : 0u);
     }
   }
