@@ -472,6 +472,12 @@ static int read_file(const char* path, uint8_t** data, size_t* size) {
 
 /* Runs `mutated` (already a private exact-size copy, so ASan sees reads past its end). */
 static void run_mutant(uint8_t* mutated, size_t size, counts* c, uint64_t seed) {
+  /* Every other mutant loads with the SSE2 kernels (EDGEQ_NO_AVX2 is read at load), the rest with AVX2. */
+  if (current_index & 1) {
+    setenv("EDGEQ_NO_AVX2", "1", 1);
+  } else {
+    unsetenv("EDGEQ_NO_AVX2");
+  }
   current_data = mutated;
   current_size = size;
   run_one(mutated, size, c, seed);
@@ -686,7 +692,8 @@ int main(int argc, char** argv) {
         current_model = argv[a];
         current_index = 0;
         uint8_t* m = copy_of(data, size);
-        run_mutant(m, size, &c, seed);
+        run_mutant(m, size, &c, seed); /* with the AVX2 kernels where the CPU has them */
+        run_mutant(m, size, &c, seed); /* with the SSE2 kernels */
         free(m);
       } else {
         if (nmodels == 0) api_checks(data, size);
