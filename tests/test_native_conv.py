@@ -356,7 +356,7 @@ def test_padding_with_extreme_zero_points(op: str, kernels: str) -> None:
                 model = _conv(rng, (1, 7, 7, 10), 12, 3, dtype=dtype, wtype=wtype, per_channel=dtype == "int8",
                               stride=2, x_zp=zp)
             elif op == "DEPTHWISE_CONV_2D":
-                model = _depthwise(rng, (1, 7, 7, 19), 5, dtype=dtype, wtype=wtype, per_channel=dtype == "int8",
+                model = _depthwise(rng, (1, 7, 7, 27), 5, dtype=dtype, wtype=wtype, per_channel=dtype == "int8",
                                    dilation=2, x_zp=zp)
             else:
                 model = _transpose(rng, (1, 4, 4, 10), 6, 3, 2, "SAME", dtype=dtype, per_channel=dtype == "int8", x_zp=zp)

@@ -24,7 +24,8 @@ typedef struct conv2d_data {
   int direct;      /* 1x1 with no padding: a row is one input pixel */
   int32_t block;   /* pixels per block of rows, a multiple of 4 */
   int32_t scratch; /* rows of a block: int16 for 8-bit inputs (widened), else int16 im2col; -1 if unused */
-  int8_t* weights;         /* [out_c][kstride], zero padded; uint8 filters as value - 128 */
+  const int8_t* weights;   /* [out_c][kstride], zero padded; uint8 filters as value - 128; INT8 filters
+                            * whose rows are already a multiple of 8 long are the model's own bytes */
   int32_t row_factor;      /* uint8: 128 - filter zero point, times each row's sum; else 0 */
   uint32_t* bias32;        /* 8-bit: bias + input_offset * sum(weights); int16 acc32: bias */
   int64_t* bias64;         /* int16 acc64: bias */
@@ -583,16 +584,22 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   }
 
   /* Weights widened to int16 with the uint8 offset added, rows padded with zeros. */
-  d->weights = eq_alloc(ctx, (size_t)out_c * (size_t)d->kstride);
   d->multiplier = eq_alloc(ctx, sizeof(int32_t) * (size_t)out_c);
   d->shift = eq_alloc(ctx, sizeof(int32_t) * (size_t)out_c);
-  if (d->weights == NULL || d->multiplier == NULL || d->shift == NULL) return EDGEQ_ERROR_MEMORY;
-  const int32_t stored_offset = input->type == EQ_T_UINT8 ? -128 : 0;
+  if (d->multiplier == NULL || d->shift == NULL) return EDGEQ_ERROR_MEMORY;
   d->row_factor = input->type == EQ_T_UINT8 ? 128 + filter_offset : 0;
-  for (int32_t c = 0; c < out_c; ++c) {
-    for (size_t i = 0; i < k; ++i) {
-      d->weights[(size_t)c * (size_t)d->kstride + i] = (int8_t)(conv_filter_at(filter, (size_t)c * k + i) + stored_offset);
+  if (filter->type == EQ_T_INT8 && (size_t)d->kstride == k) {
+    d->weights = (int8_t*)filter->data; /* already rows of kstride int8 values: read in place */
+  } else {
+    int8_t* weights = eq_alloc(ctx, (size_t)out_c * (size_t)d->kstride);
+    if (weights == NULL) return EDGEQ_ERROR_MEMORY;
+    const int32_t stored_offset = input->type == EQ_T_UINT8 ? -128 : 0;
+    for (int32_t c = 0; c < out_c; ++c) {
+      for (size_t i = 0; i < k; ++i) {
+        weights[(size_t)c * (size_t)d->kstride + i] = (int8_t)(conv_filter_at(filter, (size_t)c * k + i) + stored_offset);
+      }
     }
+    d->weights = weights;
   }
   if (kind == KIND_S16_ACC64) {
     d->bias64 = eq_alloc(ctx, sizeof(int64_t) * (size_t)out_c);

@@ -27,7 +27,8 @@ typedef struct depthwise_data {
   /* SSE2 path (8-bit, multiplier 1, no left shifts): weights of tap pairs interleaved per channel, and
    * per-channel requantization constants by groups of four channels. */
   int vector;
-  int16_t* pair_weights; /* [ceil(taps / 2)][channels8][2] */
+  int16_t* pair_weights; /* [ceil(taps / 2)][channels8 - pair_base][2]: channels from pair_base */
+  int32_t pair_base;     /* the first channel the SSE2 kernel takes: channels16 when AVX2 takes those */
   int32_t channels8;     /* out_c rounded down to a multiple of 8: the vector channels */
   struct rq_quad* rq;    /* [channels8 / 4] */
   /* AVX2: channels [0, channels16) sixteen at a time; pmaddwd's 128-bit halves interleave channels 0-3 with
@@ -134,9 +135,10 @@ static CONV_INLINE void pixel_vector(const depthwise_data* d, const uint8_t* con
   for (size_t c = from; c < c8; c += 8) {
     __m128i acc0 = _mm_loadu_si128((const __m128i*)(const void*)(d->bias32 + c));
     __m128i acc1 = _mm_loadu_si128((const __m128i*)(const void*)(d->bias32 + c + 4));
-    const int16_t* w = d->pair_weights + 2 * c;
+    const size_t base = (size_t)d->pair_base, width = c8 - base;
+    const int16_t* w = d->pair_weights + 2 * (c - base);
     int32_t t = 0;
-    for (; t + 2 <= taps; t += 2, w += 2 * c8) {
+    for (; t + 2 <= taps; t += 2, w += 2 * width) {
       const __m128i x0 = widen8(rows[t] + c, is_unsigned), x1 = widen8(rows[t + 1] + c, is_unsigned);
       acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi16(x0, x1), _mm_loadu_si128((const __m128i*)(const void*)w)));
       acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi16(x0, x1), _mm_loadu_si128((const __m128i*)(const void*)(w + 8))));
@@ -329,21 +331,6 @@ static edgeq_status prepare_vector(eq_context* ctx, eq_node* node, depthwise_dat
   }
   const size_t taps = (size_t)d->kh * (size_t)d->kw, c8 = (size_t)(d->out_c & ~7), channels = (size_t)d->out_c;
   d->channels8 = (int32_t)c8;
-  d->pair_weights = eq_alloc(ctx, ((taps + 1) / 2) * c8 * 2 * sizeof(int16_t));
-  d->rq = eq_alloc(ctx, (c8 / 4) * sizeof(rq_quad));
-  if (d->pair_weights == NULL || d->rq == NULL) return EDGEQ_ERROR_MEMORY;
-  for (size_t t = 0; t < taps; ++t) {
-    for (size_t c = 0; c < c8; ++c) d->pair_weights[((t / 2) * c8 + c) * 2 + (t & 1)] = d->weights[t * channels + c];
-  }
-  for (size_t c = 0; c < c8; ++c) {
-    rq_quad* q = &d->rq[c / 4];
-    const int e = -d->shift[c];
-    q->multiplier[c % 4] = d->multiplier[c];
-    q->factor[c % 4] = e == 0 ? 0u : (uint32_t)1 << (32 - e);
-    q->unshifted[c % 4] = e == 0 ? -1 : 0;
-    q->mask[c % 4] = (int32_t)((1u << e) - 1u);
-    q->half[c % 4] = q->mask[c % 4] >> 1;
-  }
   d->taps_scratch = eq_request_scratch(ctx, node, taps * sizeof(const uint8_t*));
   if (d->taps_scratch < 0) return EDGEQ_ERROR_MEMORY;
   d->vector = 1;
@@ -372,8 +359,29 @@ static edgeq_status prepare_vector(eq_context* ctx, eq_node* node, depthwise_dat
       }
     }
     d->avx2 = 1;
+    d->pair_base = (int32_t)c16;
   }
 #endif
+  const size_t base = (size_t)d->pair_base;
+  if (c8 > base) {
+    d->pair_weights = eq_alloc(ctx, ((taps + 1) / 2) * (c8 - base) * 2 * sizeof(int16_t));
+    d->rq = eq_alloc(ctx, (c8 / 4) * sizeof(rq_quad));
+    if (d->pair_weights == NULL || d->rq == NULL) return EDGEQ_ERROR_MEMORY;
+    for (size_t t = 0; t < taps; ++t) {
+      for (size_t c = base; c < c8; ++c) {
+        d->pair_weights[((t / 2) * (c8 - base) + c - base) * 2 + (t & 1)] = d->weights[t * channels + c];
+      }
+    }
+    for (size_t c = base; c < c8; ++c) {
+      rq_quad* q = &d->rq[c / 4];
+      const int e = -d->shift[c];
+      q->multiplier[c % 4] = d->multiplier[c];
+      q->factor[c % 4] = e == 0 ? 0u : (uint32_t)1 << (32 - e);
+      q->unshifted[c % 4] = e == 0 ? -1 : 0;
+      q->mask[c % 4] = (int32_t)((1u << e) - 1u);
+      q->half[c % 4] = q->mask[c % 4] >> 1;
+    }
+  }
 #else
   (void)ctx;
   (void)node;
