@@ -406,6 +406,18 @@ def test_int32_accumulators_wrap() -> None:
     model = _model("DEPTHWISE_CONV_2D", [xd, wd], yd, **_dw_opts(padding="VALID"))
     _assert_bit_exact(model, "depthwise with 66000 taps", inputs=[[np.full((1, 1, taps, 8), -128, np.int8)]])
 
+    # int16 x int8 products reach 2^22: 1100 of them pass 2^32, exact in the int64 accumulator and wrapping
+    # in the int32 one (quantized_bias_type INT32)
+    k16 = 1100
+    x16 = _t((1, 1, 1, k16), "int16", 0.001)
+    f16 = np.stack([np.full(k16, -128), np.full(k16, 127)]).reshape(2, 1, 1, k16)
+    w16 = _t(f16.shape, "int8", [0.01, 0.02], 0, 0, f16)
+    for bias_type, dtype in ((0, "int64"), (schema.TensorType.INT32, "int32")):
+        b16 = _t((2,), dtype, [1e-5, 2e-5], 0, 0, np.array([1 << 20, -(1 << 20)]))
+        model = _model("CONV_2D", [x16, w16, b16], _t((1, 1, 1, 2), "int16", 4.0), **_conv_opts(bias_type=bias_type))
+        samples16 = [[np.full((1, 1, 1, k16), v, np.int16)] for v in (-32768, 32767, -1, 12345)]
+        _assert_bit_exact(model, f"int16 conv, {dtype} bias", inputs=samples16)
+
     xt = _t((1, 1, 1, k), "int8", 0.05, 127)
     wt = _t((2, 1, 1, k), "int8", [0.01, 0.02], 0, 0, filt[:2].reshape(2, 1, 1, k))
     yt = _t((1, 1, 1, 2), "int8", 0.05 * 0.01 * 2**31 / 100, 3)

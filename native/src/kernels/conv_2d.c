@@ -5,10 +5,10 @@
  * The reference sums filter * (input - input_zero_point) over the taps that fall inside the image. Here the
  * filter is copied at load into zero-padded 8-bit rows (INT4 unpacked), the input-offset term
  * input_offset * sum(filter) is folded into the bias, and every output pixel becomes one row of a matrix
- * product: 8-bit inputs copy their window into an int16 scratch row (im2col), where taps outside the image
- * hold the input zero point; int16 1x1 convolutions read their rows straight from the input. A padded tap
- * adds filter * zero_point, which the folded term cancels exactly (all in wrapping int32, as LiteRT's
- * accumulator behaves), so borders need no special case. */
+ * product whose rows are the windows copied into int16 scratch rows (im2col, 8-bit inputs widened), where
+ * taps outside the image hold the input zero point. A padded tap adds filter * zero_point, which the folded
+ * term cancels exactly (all in wrapping int32, as LiteRT's accumulator behaves), so borders need no special
+ * case. */
 #include "conv_common.h"
 
 enum { KIND_S8, KIND_U8, KIND_S16_ACC32, KIND_S16_ACC64 };
@@ -21,9 +21,8 @@ typedef struct conv2d_data {
   int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
   int32_t k;       /* taps * channels of one group: the length of a row */
   int32_t kstride; /* k rounded up to 8: the length of a weight row and of a scratch row */
-  int direct;      /* 1x1 with no padding: a row is one input pixel */
   int32_t block;   /* pixels per block of rows, a multiple of 4 */
-  int32_t scratch; /* rows of a block: int16 for 8-bit inputs (widened), else int16 im2col; -1 if unused */
+  int32_t scratch; /* the int16 rows of a block of output pixels */
   const int8_t* weights;   /* [out_c][kstride], zero padded; uint8 filters as value - 128; INT8 filters
                             * whose rows are already a multiple of 8 long are the model's own bytes */
   int32_t row_factor;      /* uint8: 128 - filter zero point, times each row's sum; else 0 */
@@ -318,64 +317,123 @@ static void gemm8(const conv2d_data* d, const int16_t* rows, const uint32_t* row
 #endif
 
 /* ----------------------------------------------------------------------------------------------------
- * int16 activations: the same rows, plain C. Products are at most 2^15 * 2^7; chunks of 256 of them fit an
- * int32 exactly before they join the int64 accumulator. The int32-bias variant wraps like LiteRT's int32
- * accumulator. */
+ * int16 activations: the same blocks of rows (copied, zeros in padded taps as int16 zero points are 0).
+ * Products are at most 2^15 * 2^7 = 2^22 in magnitude, so the dot product of 256 of them is exact in
+ * int32; chunks of 256 join an int64 accumulator (the int32-bias variant wraps like LiteRT's int32 one). */
 
-static void gemm_s16(const conv2d_data* d, const int16_t* const* rows, int32_t m, const int8_t* weights,
-                     int32_t first_channel, int16_t* out, size_t out_stride) {
-  const int32_t k = d->k;
+static void fill_rows16(const conv2d_data* d, const int16_t* image, int32_t group, int32_t p0, int32_t m,
+                        int16_t* rows) {
+  const size_t run = (size_t)d->group_in, in_c = (size_t)d->in_c;
   for (int32_t r = 0; r < m; ++r) {
-    const int16_t* a = rows[r];
-    for (int32_t n = 0; n < d->group_out; ++n) {
-      const int8_t* w = weights + (size_t)n * (size_t)d->kstride;
-      const int32_t c = first_channel + n;
+    const int32_t oy = (p0 + r) / d->out_w, ox = (p0 + r) % d->out_w;
+    int16_t* dst = rows + (size_t)r * (size_t)d->kstride;
+    for (int32_t fy = 0; fy < d->kh; ++fy) {
+      const int64_t iy = (int64_t)oy * d->stride_h - d->pad_h + (int64_t)fy * d->dil_h;
+      for (int32_t fx = 0; fx < d->kw; ++fx) {
+        const int64_t ix = (int64_t)ox * d->stride_w - d->pad_w + (int64_t)fx * d->dil_w;
+        if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w) {
+          memcpy(dst, image + ((size_t)iy * (size_t)d->in_w + (size_t)ix) * in_c + (size_t)group * run,
+                 run * sizeof(int16_t));
+        } else {
+          memset(dst, 0, run * sizeof(int16_t));
+        }
+        dst += run;
+      }
+    }
+    memset(dst, 0, (size_t)(d->kstride - d->k) * sizeof(int16_t));
+  }
+  const int32_t padded = (m + 3) & ~3;
+  memset(rows + (size_t)m * (size_t)d->kstride, 0, (size_t)(padded - m) * (size_t)d->kstride * sizeof(int16_t));
+}
+
+/* Rescales and stores four rows of channels c (and c + 1 when `pair`) from their wide sums. */
+static void store16(const conv2d_data* d, const uint64_t acc[2][4], int32_t c, int pair, int32_t rows_left,
+                    int16_t* out) {
+  const size_t os = (size_t)d->out_c;
+  for (int j = 0; j < 1 + pair; ++j) {
+    for (int32_t p = 0; p < rows_left; ++p) {
       int32_t v;
       if (d->kind == KIND_S16_ACC64) {
-        int64_t acc = d->bias64[c];
-        for (int32_t i0 = 0; i0 < k; i0 += 256) {
-          const int32_t i1 = k - i0 < 256 ? k : i0 + 256;
-          int32_t s = 0;
-          for (int32_t i = i0; i < i1; ++i) s += (int32_t)a[i] * (int32_t)w[i];
-          acc = (int64_t)((uint64_t)acc + (uint64_t)(int64_t)s);
-        }
-        v = conv_mbqm64(acc, d->multiplier[c], d->shift[c]);
+        v = conv_mbqm64((int64_t)(acc[j][p] + (uint64_t)d->bias64[c + j]), d->multiplier[c + j], d->shift[c + j]);
       } else {
-        uint32_t acc = d->bias32[c];
-        for (int32_t i = 0; i < k; ++i) acc += (uint32_t)((int32_t)a[i] * (int32_t)w[i]);
-        v = eq_mbqm((int32_t)acc, d->multiplier[c], d->shift[c]);
+        v = eq_mbqm((int32_t)(uint32_t)(acc[j][p] + d->bias32[c + j]), d->multiplier[c + j], d->shift[c + j]);
       }
       v = v < d->act_min ? d->act_min : (v > d->act_max ? d->act_max : v);
-      out[(size_t)r * out_stride + (size_t)n] = (int16_t)v;
+      out[(size_t)p * os + (size_t)j] = (int16_t)v;
     }
   }
 }
 
-/* int16 rows: a pointer into the input (direct) or the window copied into scratch, zeros in padded taps
- * (int16 zero points are 0). */
-static const int16_t* rows16_at(const conv2d_data* d, const int16_t* image, int32_t group, int32_t p, int16_t* dst) {
-  const int32_t oy = p / d->out_w, ox = p % d->out_w;
-  const size_t run = (size_t)d->group_in;
-  if (d->direct) {
-    return image + ((size_t)oy * (size_t)d->stride_h * (size_t)d->in_w + (size_t)ox * (size_t)d->stride_w) * (size_t)d->in_c +
-           (size_t)group * run;
-  }
-  int16_t* row = dst;
-  for (int32_t fy = 0; fy < d->kh; ++fy) {
-    const int64_t iy = (int64_t)oy * d->stride_h - d->pad_h + (int64_t)fy * d->dil_h;
-    for (int32_t fx = 0; fx < d->kw; ++fx) {
-      const int64_t ix = (int64_t)ox * d->stride_w - d->pad_w + (int64_t)fx * d->dil_w;
-      if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w) {
-        memcpy(dst, image + ((size_t)iy * (size_t)d->in_w + (size_t)ix) * (size_t)d->in_c + (size_t)group * run,
-               run * sizeof(int16_t));
-      } else {
-        memset(dst, 0, run * sizeof(int16_t));
+#if CONV_SSE2
+static void gemm16(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel, int16_t* out) {
+  const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
+  const int8_t* weights = d->weights + (size_t)first_channel * ks;
+  for (int32_t n = 0; n < d->group_out; n += 2) {
+    const int8_t* w0 = weights + (size_t)n * ks;
+    const int pair = n + 1 < d->group_out;
+    const int8_t* w1 = pair ? w0 + ks : w0;
+    for (int32_t r = 0; r < m; r += 4) {
+      uint64_t acc[2][4] = {{0}};
+      for (int32_t k0 = 0; k0 < d->kstride; k0 += 256) {
+        const int32_t len = d->kstride - k0 < 256 ? d->kstride - k0 : 256;
+        __m128i s0, s1;
+        int32_t part[8];
+        dot_4x2(rows + (size_t)r * ks + (size_t)k0, ks, w0 + k0, w1 + k0, len, &s0, &s1);
+        _mm_storeu_si128((__m128i*)(void*)part, s0);
+        _mm_storeu_si128((__m128i*)(void*)(part + 4), s1);
+        for (int i = 0; i < 8; ++i) acc[i / 4][i % 4] += (uint64_t)(int64_t)part[i];
       }
-      dst += run;
+      store16(d, acc, first_channel + n, pair, m - r < 4 ? m - r : 4, out + (size_t)r * os + (size_t)n);
     }
   }
-  return row;
 }
+#endif
+
+#if CONV_AVX2
+static CONV_AVX2_TARGET void gemm16_avx2(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel,
+                                         int16_t* out) {
+  const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
+  const int8_t* weights = d->weights + (size_t)first_channel * ks;
+  for (int32_t n = 0; n < d->group_out; n += 2) {
+    const int8_t* w0 = weights + (size_t)n * ks;
+    const int pair = n + 1 < d->group_out;
+    const int8_t* w1 = pair ? w0 + ks : w0;
+    for (int32_t r = 0; r < m; r += 4) {
+      uint64_t acc[2][4] = {{0}};
+      for (int32_t k0 = 0; k0 < d->kstride; k0 += 256) {
+        const int32_t len = d->kstride - k0 < 256 ? d->kstride - k0 : 256;
+        int32_t part[8];
+        _mm256_storeu_si256((__m256i*)(void*)part, dot_4x2_avx2(rows + (size_t)r * ks + (size_t)k0, ks, w0 + k0, w1 + k0, len));
+        for (int i = 0; i < 8; ++i) acc[i / 4][i % 4] += (uint64_t)(int64_t)part[i];
+      }
+      store16(d, acc, first_channel + n, pair, m - r < 4 ? m - r : 4, out + (size_t)r * os + (size_t)n);
+    }
+  }
+}
+#endif
+
+#if !CONV_SSE2
+/* Portable: one output at a time, the same 256-product chunks. */
+static void gemm16(const conv2d_data* d, const int16_t* rows, int32_t m, int32_t first_channel, int16_t* out) {
+  const size_t ks = (size_t)d->kstride, os = (size_t)d->out_c;
+  for (int32_t r = 0; r < m; r += 4) {
+    for (int32_t n = 0; n < d->group_out; ++n) {
+      const int8_t* w = d->weights + (size_t)(first_channel + n) * ks;
+      uint64_t acc[2][4] = {{0}};
+      for (int32_t p = 0; p < 4; ++p) {
+        const int16_t* a = rows + (size_t)(r + p) * ks;
+        for (int32_t i0 = 0; i0 < d->kstride; i0 += 256) {
+          const int32_t i1 = d->kstride - i0 < 256 ? d->kstride : i0 + 256;
+          int32_t sum = 0;
+          for (int32_t i = i0; i < i1; ++i) sum += (int32_t)a[i] * (int32_t)w[i];
+          acc[0][p] += (uint64_t)(int64_t)sum;
+        }
+      }
+      store16(d, acc, first_channel + n, 0, m - r < 4 ? m - r : 4, out + (size_t)r * os + (size_t)n);
+    }
+  }
+}
+#endif
 
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const conv2d_data* d = node->user;
@@ -384,10 +442,9 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   if (output->count == 0) return EDGEQ_OK;
   const int is8 = d->kind == KIND_S8 || d->kind == KIND_U8;
   const size_t elem = is8 ? 1 : 2;
-  int16_t* scratch = d->scratch >= 0 ? eq_scratch(ctx, node, d->scratch) : NULL;
+  int16_t* scratch = eq_scratch(ctx, node, d->scratch);
   const size_t image_elems = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c;
   const int32_t pixels = d->out_h * d->out_w;
-  const int16_t* rows16[MAX_BLOCK];
   uint32_t row_terms[MAX_BLOCK];
   for (int32_t b = 0; b < d->batches; ++b) {
     const uint8_t* image = input->data + (size_t)b * image_elems * elem;
@@ -407,12 +464,14 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
 #endif
           gemm8(d, scratch, row_terms, m, first_channel, out);
         } else {
-          for (int32_t r = 0; r < m; ++r) {
-            rows16[r] = rows16_at(d, (const int16_t*)(const void*)image, group, p0 + r,
-                                  scratch ? scratch + (size_t)r * (size_t)d->kstride : NULL);
+          fill_rows16(d, (const int16_t*)(const void*)image, group, p0, m, scratch);
+#if CONV_AVX2
+          if (d->avx2) {
+            gemm16_avx2(d, scratch, m, first_channel, (int16_t*)(void*)out);
+            continue;
           }
-          gemm_s16(d, rows16, m, d->weights + (size_t)first_channel * (size_t)d->kstride, first_channel,
-                   (int16_t*)(void*)out, (size_t)d->out_c);
+#endif
+          gemm16(d, scratch, m, first_channel, (int16_t*)(void*)out);
         }
       }
     }
@@ -569,19 +628,14 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   d->kstride = (int32_t)((k + 7) & ~(size_t)7);
   d->in_zp = (int32_t)input->zero_point[0];
   d->out_zp = (int32_t)output->zero_point[0];
-  d->direct = d->kh == 1 && d->kw == 1 && pad_h == 0 && pad_w == 0;
-  d->block = MAX_BLOCK;
-  d->scratch = -1;
-  if (is8 || !d->direct) {
-    /* A block's rows stay near 16 KiB so they remain in L1 while each pair of weight rows passes them. */
-    const size_t row_bytes = (size_t)d->kstride * sizeof(int16_t);
-    size_t block = (((size_t)16 << 10) / row_bytes) & ~(size_t)3;
-    if (block > MAX_BLOCK) block = MAX_BLOCK;
-    if (block < 4) block = 4;
-    d->block = (int32_t)block;
-    d->scratch = eq_request_scratch(ctx, node, block * row_bytes);
-    if (d->scratch < 0) return EDGEQ_ERROR_MEMORY;
-  }
+  /* A block's rows stay near 16 KiB so they remain in L1 while each pair of weight rows passes them. */
+  const size_t row_bytes = (size_t)d->kstride * sizeof(int16_t);
+  size_t block = (((size_t)16 << 10) / row_bytes) & ~(size_t)3;
+  if (block > MAX_BLOCK) block = MAX_BLOCK;
+  if (block < 4) block = 4;
+  d->block = (int32_t)block;
+  d->scratch = eq_request_scratch(ctx, node, block * row_bytes);
+  if (d->scratch < 0) return EDGEQ_ERROR_MEMORY;
 
   /* Weights widened to int16 with the uint8 offset added, rows padded with zeros. */
   d->multiplier = eq_alloc(ctx, sizeof(int32_t) * (size_t)out_c);
@@ -620,7 +674,9 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     return s;
   }
   if ((s = eq_activation_range(ctx, activation, output, &d->act_min, &d->act_max)) != EDGEQ_OK) return s;
-  if (is8 && conv_have_avx2()) {
+  if (!is8) {
+    d->avx2 = conv_have_avx2();
+  } else if (conv_have_avx2()) {
     const size_t plane = ((size_t)out_c + 1) * 4;
     d->splat = eq_alloc(ctx, 4 * plane * sizeof(int32_t)); /* zeroed: the padding channel's constants are 0 */
     if (d->splat == NULL) return EDGEQ_ERROR_MEMORY;
