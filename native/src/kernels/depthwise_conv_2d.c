@@ -7,7 +7,9 @@
  * by channel with the channels innermost, filter * input over every tap; a tap outside the image reads a
  * row holding the input zero point, whose product the folded term cancels (in wrapping int32, as LiteRT's
  * accumulator behaves), so border pixels take the same loop. int16 activations have zero point 0, so their
- * padded taps add nothing either. */
+ * padded taps add nothing either. 8-bit layers with depth multiplier 1 run vector kernels (AVX2 sixteen
+ * channels at a time where the CPU has it, SSE2 eight), which feed two taps' inputs, interleaved per
+ * channel, to one pmaddwd and rescale with per-lane multipliers exactly as eq_mbqm does. */
 #include "conv_common.h"
 
 enum { KIND_S8, KIND_U8, KIND_S16 };
@@ -24,8 +26,8 @@ typedef struct depthwise_data {
   int32_t* shift;
   int32_t out_zp, act_min, act_max;
   int32_t scratch; /* out_c accumulators */
-  /* SSE2 path (8-bit, multiplier 1, no left shifts): weights of tap pairs interleaved per channel, and
-   * per-channel requantization constants by groups of four channels. */
+  /* Vector paths (8-bit, multiplier 1, no left shifts): weights of tap pairs interleaved per channel, and
+   * per-channel requantization constants by groups of four (SSE2) or eight (AVX2) lanes. */
   int vector;
   int16_t* pair_weights; /* [ceil(taps / 2)][channels8 - pair_base][2]: channels from pair_base */
   int32_t pair_base;     /* the first channel the SSE2 kernel takes: channels16 when AVX2 takes those */
