@@ -1,7 +1,10 @@
 /* libFuzzer target: the input bytes are a .tflite file. Whatever they hold, loading, invoking and
  * reading back must not crash, leak, hit undefined behaviour or return a status outside edgeq_status.
  * A model that loads is invoked twice (all ops at once, then one op at a time, inputs refilled): the
- * outputs must agree, which catches kernels that read memory they did not write.
+ * outputs must agree, which catches kernels that read memory they did not write. A third of the mutations
+ * are structure-aware (tests/tflite_walk.h): a structural field overwritten with a value chosen for its
+ * kind, every shape entry of one value rewritten (a consistent graph at a new geometry), or every tensor of
+ * one type retyped; the rest are libFuzzer's byte-level mutations.
  *
  *   make -C native fuzz
  *   native/build-fuzz/fuzz_load_invoke -dict=native/fuzz/tflite.dict CORPUS_DIR */
@@ -10,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tests/tflite_walk.h"
 #include "edgeq/edgeq.h"
 
-/* Activations beyond this are not invoked: a mutated shape can ask for gigabytes, which is legitimate
- * (edgeq allocates what the model says) but would only measure memset speed. */
-#define MAX_INVOKE_ARENA ((size_t)32 << 20)
+/* Activations beyond this are not invoked: a mutated shape can ask for gigabytes, and a mutated window
+ * (pooling, convolution) for work quadratic in the activation size, both legitimate (LiteRT does the same
+ * work) but they would only turn into timeouts. */
+#define MAX_INVOKE_ARENA ((size_t)1 << 20)
 
 /* Huge allocations a hostile shape asks for must come back as NULL (EDGEQ_ERROR_MEMORY), not abort. */
 const char* __asan_default_options(void);
@@ -96,6 +101,46 @@ static void read_infos(edgeq_model* model) {
   check(edgeq_tensor_info_get(model, edgeq_num_tensors(model), &info) == EDGEQ_ERROR_ARGUMENT);
   check(edgeq_input_tensor(model, edgeq_num_inputs(model)) == -1);
   check(edgeq_output_tensor(model, -1) == -1);
+}
+
+size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
+size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned int seed);
+size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned int seed) {
+  uint64_t r = (uint64_t)seed * 6364136223846793005ull + 1442695040888963407ull;
+  if ((r >> 60) % 3 != 0 || size < 8) return LLVMFuzzerMutate(data, size, max_size);
+  static walk w;
+  fb_buffer buf = {data, size};
+  memset(&w, 0, sizeof w);
+  w.buf = &buf;
+  walk_model(&w);
+  uint8_t* original = malloc(size);
+  if (w.failed || w.n == 0 || original == NULL) {
+    free(w.items);
+    free(original);
+    return LLVMFuzzerMutate(data, size, max_size);
+  }
+  memcpy(original, data, size);
+  r = r * 6364136223846793005ull + 1442695040888963407ull;
+  const uint32_t pick = (uint32_t)(r >> 33);
+  switch ((r >> 61) % 3) {
+    case 0:
+      if (w.ndims > 0) {
+        const uint32_t d = get32(original + w.dims[pick % w.ndims]);
+        const uint32_t choices[] = {0, 1, 2, 3, d + 1, d - 1, 2 * d + 1, 255, (pick >> 8) % 64};
+        rewrite_dims(original, data, &w, d, choices[(pick >> 16) % (sizeof choices / sizeof *choices)]);
+        break;
+      }
+      /* fall through */
+    case 1:
+      if (swap_types(original, data, &w, (int)(pick % NTYPE_SWAPS))) break;
+      /* fall through */
+    default:
+      overwrite(data, &w.items[pick % w.n], (int)((pick >> 20) % NVALUES));
+      break;
+  }
+  free(original);
+  free(w.items);
+  return size;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
