@@ -25,7 +25,7 @@ typedef struct depthwise_data {
   int32_t* multiplier;
   int32_t* shift;
   int32_t out_zp, act_min, act_max;
-  int32_t scratch; /* out_c accumulators */
+  void* accumulators;    /* out_c int32 or int64 sums, load-time memory: the arena holds activations only */
   /* Vector paths (8-bit, multiplier 1, no left shifts): weights of tap pairs interleaved per channel, and
    * per-channel requantization constants by groups of four (SSE2) or eight (AVX2) lanes. */
   int vector;
@@ -39,7 +39,7 @@ typedef struct depthwise_data {
   int32_t channels16;
   int16_t* pair_weights16; /* [ceil(taps / 2)][channels16 / 16][channels 0-3, 8-11 | 4-7, 12-15][2] */
   struct rq_oct* rq16;     /* [channels16 / 8]: (0-3, 8-11), (4-7, 12-15) of each block */
-  int32_t taps_scratch;  /* kh * kw row pointers */
+  const uint8_t** taps_rows; /* kh * kw row pointers, load-time memory like the accumulators */
 } depthwise_data;
 
 /* MultiplyByQuantizedMultiplier constants of four channels: the multiplier; for the rounding right shift
@@ -225,13 +225,13 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   if (output->count == 0) return EDGEQ_OK;
   const size_t elem = d->kind == KIND_S16 ? 2 : 1;
   const int32_t channels = d->out_c;
-  void* scratch = eq_scratch(ctx, node, d->scratch);
+  void* scratch = d->accumulators;
   uint32_t* acc32 = scratch;
   uint64_t* acc64 = scratch;
   const size_t image_bytes = (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c * elem;
 #if CONV_SSE2
   if (d->vector) {
-    const uint8_t** rows = eq_scratch(ctx, node, d->taps_scratch);
+    const uint8_t** rows = d->taps_rows;
     const int32_t taps = d->kh * d->kw;
     for (int32_t b = 0; b < d->batches; ++b) {
       const uint8_t* image = input->data + (size_t)b * image_bytes;
@@ -325,7 +325,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
 
 /* The SSE2 path's interleaved tap-pair weights and per-lane constants, when it applies: 8-bit, depth
  * multiplier 1, at least 8 channels, no channel that shifts left. */
-static edgeq_status prepare_vector(eq_context* ctx, eq_node* node, depthwise_data* d) {
+static edgeq_status prepare_vector(eq_context* ctx, depthwise_data* d) {
 #if CONV_SSE2
   if (d->kind == KIND_S16 || d->multiplier_depth != 1 || d->out_c < 8) return EDGEQ_OK;
   for (int32_t c = 0; c < d->out_c; ++c) {
@@ -333,8 +333,8 @@ static edgeq_status prepare_vector(eq_context* ctx, eq_node* node, depthwise_dat
   }
   const size_t taps = (size_t)d->kh * (size_t)d->kw, c8 = (size_t)(d->out_c & ~7), channels = (size_t)d->out_c;
   d->channels8 = (int32_t)c8;
-  d->taps_scratch = eq_request_scratch(ctx, node, taps * sizeof(const uint8_t*));
-  if (d->taps_scratch < 0) return EDGEQ_ERROR_MEMORY;
+  d->taps_rows = eq_alloc(ctx, taps * sizeof(const uint8_t*));
+  if (d->taps_rows == NULL) return EDGEQ_ERROR_MEMORY;
   d->vector = 1;
 #if CONV_AVX2
   const size_t c16 = (size_t)(d->out_c & ~15);
@@ -518,8 +518,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   d->pad_w = pad_w;
   d->out_zp = (int32_t)output->zero_point[0];
   const size_t elem = d->kind == KIND_S16 ? 2 : 1;
-  d->scratch = eq_request_scratch(ctx, node, (size_t)out_c * (d->kind == KIND_S16 ? sizeof(int64_t) : sizeof(uint32_t)));
-  if (d->scratch < 0) return EDGEQ_ERROR_MEMORY;
+  d->accumulators = eq_alloc(ctx, (size_t)out_c * (d->kind == KIND_S16 ? sizeof(int64_t) : sizeof(uint32_t)));
+  if (d->accumulators == NULL) return EDGEQ_ERROR_MEMORY;
 
   d->weights = eq_alloc(ctx, filter->count * sizeof(int16_t));
   d->padding_row = eq_alloc(ctx, (size_t)in_c * elem);
@@ -550,7 +550,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     return s;
   }
   if ((s = eq_activation_range(ctx, activation, output, &d->act_min, &d->act_max)) != EDGEQ_OK) return s;
-  return prepare_vector(ctx, node, d);
+  return prepare_vector(ctx, d);
 }
 
 const eq_kernel eq_kernel_depthwise_conv_2d = {prepare, invoke};
