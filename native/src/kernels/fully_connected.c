@@ -340,7 +340,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   }
   d->unit_off_slot = d->widen_slot = -1;
   if (kind == FC_S8 || kind == FC_U8 || kind == FC_U8_S16) {
-    d->widen_slot = eq_request_scratch(ctx, node, sizeof(int16_t) * FC_TILE * depth + 1);
+    const size_t tile = d->batches < FC_TILE ? d->batches : FC_TILE; /* rows widened at once */
+    d->widen_slot = eq_request_scratch(ctx, node, sizeof(int16_t) * tile * depth + 1);
     if (d->widen_slot < 0) return EDGEQ_ERROR_MEMORY;
   }
   if (d->weights != NULL) {
