@@ -19,7 +19,7 @@
 /* Activations beyond this are not invoked: a mutated shape can ask for gigabytes, and a mutated window
  * (pooling, convolution) for work quadratic in the activation size, both legitimate (LiteRT does the same
  * work) but they would only turn into timeouts. */
-#define MAX_INVOKE_ARENA ((size_t)1 << 20)
+#define MAX_INVOKE_ARENA ((size_t)128 << 10)
 
 /* Huge allocations a hostile shape asks for must come back as NULL (EDGEQ_ERROR_MEMORY), not abort. */
 const char* __asan_default_options(void);
