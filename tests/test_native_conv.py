@@ -31,6 +31,7 @@ def kernels(request, monkeypatch) -> str:
         monkeypatch.setenv("EDGEQ_NO_AVX2", "1")
     return request.param
 
+
 # ---------------------------------------------------------------------------------------------------------
 # The op-model corpus
 
@@ -66,10 +67,19 @@ def test_corpus_models_are_bit_exact(corpus, op: str, kernels: str) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Single-op models
 
-_TYPES = {"int8": schema.TensorType.INT8, "uint8": schema.TensorType.UINT8, "int16": schema.TensorType.INT16,
-          "int32": schema.TensorType.INT32, "int64": schema.TensorType.INT64, "int4": schema.TensorType.INT4}
-_OPTIONS = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
-            "TRANSPOSE_CONV": "TransposeConvOptions"}
+_TYPES = {
+    "int8": schema.TensorType.INT8,
+    "uint8": schema.TensorType.UINT8,
+    "int16": schema.TensorType.INT16,
+    "int32": schema.TensorType.INT32,
+    "int64": schema.TensorType.INT64,
+    "int4": schema.TensorType.INT4,
+}
+_OPTIONS = {
+    "CONV_2D": "Conv2DOptions",
+    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+    "TRANSPOSE_CONV": "TransposeConvOptions",
+}
 
 
 def _t(shape, dtype, scales=None, zero_points=0, qdim=0, data=None) -> dict:
@@ -142,8 +152,15 @@ def _assert_bit_exact(model: bytes, what: str, samples: int = 4, inputs=None) ->
 def _conv_opts(stride=1, padding="SAME", dilation=1, act=0, bias_type=0) -> dict:
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
-    return {"padding": getattr(schema.Padding, padding), "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh,
-            "dilation_w_factor": dw, "fused_activation_function": act, "quantized_bias_type": bias_type}
+    return {
+        "padding": getattr(schema.Padding, padding),
+        "stride_h": sh,
+        "stride_w": sw,
+        "dilation_h_factor": dh,
+        "dilation_w_factor": dw,
+        "fused_activation_function": act,
+        "quantized_bias_type": bias_type,
+    }
 
 
 def _dw_opts(stride=1, padding="SAME", dilation=1, act=0, multiplier=1) -> dict:
@@ -155,8 +172,13 @@ def _dw_opts(stride=1, padding="SAME", dilation=1, act=0, multiplier=1) -> dict:
 
 def _tconv_opts(stride=1, padding="SAME", act=0, bias_type=0) -> dict:
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
-    return {"padding": getattr(schema.Padding, padding), "stride_h": sh, "stride_w": sw,
-            "fused_activation_function": act, "quantized_bias_type": bias_type}
+    return {
+        "padding": getattr(schema.Padding, padding),
+        "stride_h": sh,
+        "stride_w": sw,
+        "fused_activation_function": act,
+        "quantized_bias_type": bias_type,
+    }
 
 
 def _out_size(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
@@ -172,8 +194,25 @@ def _weights(rng, shape, dtype) -> np.ndarray:
     return rng.integers(lo, hi, shape)
 
 
-def _conv(rng, x_shape, cout, k, dtype="int8", wtype="int8", per_channel=True, stride=1, padding="SAME",
-          dilation=1, act="NONE", groups=1, bias="auto", x_zp=None, y_scale=None, y_zp=None, bias_type=0) -> bytes:
+def _conv(
+    rng,
+    x_shape,
+    cout,
+    k,
+    dtype="int8",
+    wtype="int8",
+    per_channel=True,
+    stride=1,
+    padding="SAME",
+    dilation=1,
+    act="NONE",
+    groups=1,
+    bias="auto",
+    x_zp=None,
+    y_scale=None,
+    y_zp=None,
+    bias_type=0,
+) -> bytes:
     """A CONV_2D with random weights and bias (int64 for int16 activations unless given, None for none);
     scales chosen so outputs spread over the type's range."""
     n, h, w, cin = x_shape
@@ -181,17 +220,24 @@ def _conv(rng, x_shape, cout, k, dtype="int8", wtype="int8", per_channel=True, s
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     oh, ow = _out_size(h, kh, sh, dilation, padding), _out_size(w, kw, sw, dilation, padding)
     is16 = dtype == "int16"
-    x_zp = (0 if is16 else int(rng.integers(-128, 128) if dtype == "int8" else rng.integers(0, 256))) if x_zp is None else x_zp
+    x_zp = (
+        (0 if is16 else int(rng.integers(-128, 128) if dtype == "int8" else rng.integers(0, 256)))
+        if x_zp is None
+        else x_zp
+    )
     x_scale = 0.0005 if is16 else 0.05
     filt = _weights(rng, (cout, kh, kw, cin // groups), wtype)
     w_scales = rng.uniform(0.005, 0.02, cout) if per_channel else 0.01
     w_zp = int(rng.integers(100, 156)) if wtype == "uint8" else 0
     acc_scale = x_scale * (w_scales if per_channel else np.full(cout, w_scales))
     fan = kh * kw * cin // groups
-    y_scale = float(np.max(acc_scale) * (32768 if is16 else 128) * np.sqrt(fan) / (4 if is16 else 2)) if y_scale is None else y_scale
+    y_scale = (
+        float(np.max(acc_scale) * (32768 if is16 else 128) * np.sqrt(fan) / (4 if is16 else 2))
+        if y_scale is None
+        else y_scale
+    )
     y_zp = (0 if is16 else int(rng.integers(-20, 20)) + (128 if dtype == "uint8" else 0)) if y_zp is None else y_zp
-    inputs = [_t(x_shape, dtype, x_scale, x_zp),
-              _t(filt.shape, wtype, w_scales, w_zp, 0, filt)]
+    inputs = [_t(x_shape, dtype, x_scale, x_zp), _t(filt.shape, wtype, w_scales, w_zp, 0, filt)]
     if bias == "auto":
         bias = "int64" if is16 else "int32"
     if bias is not None:
@@ -201,15 +247,34 @@ def _conv(rng, x_shape, cout, k, dtype="int8", wtype="int8", per_channel=True, s
     return _model("CONV_2D", inputs, y, **_conv_opts(stride, padding, dilation, _ACT[act], bias_type))
 
 
-def _depthwise(rng, x_shape, k, multiplier=1, dtype="int8", wtype="int8", per_channel=True, stride=1,
-               padding="SAME", dilation=1, act="NONE", bias=True, x_zp=None, y_scale=None, y_zp=None,
-               option_multiplier=None) -> bytes:
+def _depthwise(
+    rng,
+    x_shape,
+    k,
+    multiplier=1,
+    dtype="int8",
+    wtype="int8",
+    per_channel=True,
+    stride=1,
+    padding="SAME",
+    dilation=1,
+    act="NONE",
+    bias=True,
+    x_zp=None,
+    y_scale=None,
+    y_zp=None,
+    option_multiplier=None,
+) -> bytes:
     n, h, w, cin = x_shape
     kh, kw = (k, k) if isinstance(k, int) else k
     cout = cin * multiplier
     oh, ow = _out_size(h, kh, stride, dilation, padding), _out_size(w, kw, stride, dilation, padding)
     is16 = dtype == "int16"
-    x_zp = (0 if is16 else int(rng.integers(-128, 128) if dtype == "int8" else rng.integers(0, 256))) if x_zp is None else x_zp
+    x_zp = (
+        (0 if is16 else int(rng.integers(-128, 128) if dtype == "int8" else rng.integers(0, 256)))
+        if x_zp is None
+        else x_zp
+    )
     x_scale = 0.0005 if is16 else 0.05
     filt = _weights(rng, (1, kh, kw, cout), wtype)
     w_scales = rng.uniform(0.005, 0.02, cout) if per_channel else 0.01
@@ -220,38 +285,68 @@ def _depthwise(rng, x_shape, k, multiplier=1, dtype="int8", wtype="int8", per_ch
     inputs = [_t(x_shape, dtype, x_scale, x_zp), _t(filt.shape, wtype, w_scales, w_zp, 3, filt)]
     if bias:
         values = rng.integers(-(1 << 14), 1 << 14, cout) * (64 if is16 else 1)
-        inputs.append(_t((cout,), "int64" if is16 else "int32", acc_scale if per_channel else acc_scale[0], 0, 0, values))
+        inputs.append(
+            _t((cout,), "int64" if is16 else "int32", acc_scale if per_channel else acc_scale[0], 0, 0, values)
+        )
     y = _t((n, oh, ow, cout), dtype, y_scale, y_zp)
     mult = multiplier if option_multiplier is None else option_multiplier
     return _model("DEPTHWISE_CONV_2D", inputs, y, version=2, **_dw_opts(stride, padding, dilation, _ACT[act], mult))
 
 
-def _transpose(rng, x_shape, cout, k, stride, padding, out_hw=None, dtype="int8", per_channel=True, act="NONE",
-               bias="auto", bias_type=0, x_zp=None, y_scale=None) -> bytes:
+def _transpose(
+    rng,
+    x_shape,
+    cout,
+    k,
+    stride,
+    padding,
+    out_hw=None,
+    dtype="int8",
+    per_channel=True,
+    act="NONE",
+    bias="auto",
+    bias_type=0,
+    x_zp=None,
+    y_scale=None,
+) -> bytes:
     n, h, w, cin = x_shape
     if out_hw is None:
         out_hw = (h * stride, w * stride) if padding == "SAME" else ((h - 1) * stride + k, (w - 1) * stride + k)
     is16 = dtype == "int16"
     wtype = "uint8" if dtype == "uint8" else "int8"
-    x_zp = (0 if is16 else int(rng.integers(-128, 128) if dtype == "int8" else rng.integers(0, 256))) if x_zp is None else x_zp
+    x_zp = (
+        (0 if is16 else int(rng.integers(-128, 128) if dtype == "int8" else rng.integers(0, 256)))
+        if x_zp is None
+        else x_zp
+    )
     x_scale = 0.0005 if is16 else 0.05
     filt = _weights(rng, (cout, k, k, cin), wtype)
     w_scales = rng.uniform(0.005, 0.02, cout) if per_channel else 0.01
     w_zp = int(rng.integers(100, 156)) if wtype == "uint8" else 0
     acc_scale = x_scale * (w_scales if per_channel else np.full(cout, w_scales))
     taps = max(1, (k // stride) ** 2)
-    y_scale = float(np.max(acc_scale) * (32768 if is16 else 128) * np.sqrt(taps * cin) / 2) if y_scale is None else y_scale
+    y_scale = (
+        float(np.max(acc_scale) * (32768 if is16 else 128) * np.sqrt(taps * cin) / 2) if y_scale is None else y_scale
+    )
     y_zp = 0 if is16 else int(rng.integers(-20, 20)) + (128 if dtype == "uint8" else 0)
-    inputs = [_t((4,), "int32", data=np.array([n, *out_hw, cout], np.int32)), _t(filt.shape, wtype, w_scales, w_zp, 0, filt),
-              _t(x_shape, dtype, x_scale, x_zp)]
+    inputs = [
+        _t((4,), "int32", data=np.array([n, *out_hw, cout], np.int32)),
+        _t(filt.shape, wtype, w_scales, w_zp, 0, filt),
+        _t(x_shape, dtype, x_scale, x_zp),
+    ]
     if bias == "auto":
         bias = "int64" if is16 else "int32"
     if bias is not None:
         values = rng.integers(-(1 << 14), 1 << 14, cout) * (64 if is16 else 1)
         inputs.append(_t((cout,), bias, acc_scale if per_channel else acc_scale[0], 0, 0, values))
     y = _t((n, *out_hw, cout), dtype, y_scale, y_zp)
-    return _model("TRANSPOSE_CONV", inputs, y, version=4 if act != "NONE" else 3,
-                  **_tconv_opts(stride, padding, _ACT[act], bias_type))
+    return _model(
+        "TRANSPOSE_CONV",
+        inputs,
+        y,
+        version=4 if act != "NONE" else 3,
+        **_tconv_opts(stride, padding, _ACT[act], bias_type),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -268,10 +363,19 @@ def test_conv_shapes_sweep(kernels: str) -> None:
         kh, kw = (k, k) if isinstance(k, int) else k
         dilation = (1, 1, 2)[i % 3] if k != 1 else 1
         h, w = (int(rng.integers((d - 1) * dilation + 1, (d - 1) * dilation + 8)) for d in (kh, kw))
-        model = _conv(rng, (1 + i % 2, h, w, int(rng.integers(1, 20))), int(rng.integers(1, 20)), k, dtype=dtype,
-                      wtype="uint8" if dtype == "uint8" else "int8", per_channel=dtype != "uint8" and i % 4 != 1,
-                      stride=(1, 2, (2, 1))[i % 3], padding=("SAME", "VALID")[i % 2], dilation=dilation,
-                      act=("NONE", "RELU", "RELU6", "RELU_N1_TO_1")[i % 4])
+        model = _conv(
+            rng,
+            (1 + i % 2, h, w, int(rng.integers(1, 20))),
+            int(rng.integers(1, 20)),
+            k,
+            dtype=dtype,
+            wtype="uint8" if dtype == "uint8" else "int8",
+            per_channel=dtype != "uint8" and i % 4 != 1,
+            stride=(1, 2, (2, 1))[i % 3],
+            padding=("SAME", "VALID")[i % 2],
+            dilation=dilation,
+            act=("NONE", "RELU", "RELU6", "RELU_N1_TO_1")[i % 4],
+        )
         _assert_bit_exact(model, f"conv case {i}")
 
 
@@ -284,10 +388,20 @@ def test_depthwise_shapes_sweep(kernels: str) -> None:
         kh, kw = (k, k) if isinstance(k, int) else k
         dilation = (1, 2)[(i // 3) % 2]
         h, w = (int(rng.integers((d - 1) * dilation + 1, (d - 1) * dilation + 9)) for d in (kh, kw))
-        model = _depthwise(rng, (1 + i % 2, h, w, int(rng.integers(1, 26))), k, multiplier, dtype=dtype,
-                           wtype="uint8" if dtype == "uint8" else "int8", per_channel=dtype != "uint8" and i % 5 != 1,
-                           stride=(1, 2)[i % 2], padding=("SAME", "VALID")[(i // 2) % 2], dilation=dilation,
-                           act=("NONE", "RELU", "RELU6", "RELU_N1_TO_1")[i % 4], bias=i % 7 != 3)
+        model = _depthwise(
+            rng,
+            (1 + i % 2, h, w, int(rng.integers(1, 26))),
+            k,
+            multiplier,
+            dtype=dtype,
+            wtype="uint8" if dtype == "uint8" else "int8",
+            per_channel=dtype != "uint8" and i % 5 != 1,
+            stride=(1, 2)[i % 2],
+            padding=("SAME", "VALID")[(i // 2) % 2],
+            dilation=dilation,
+            act=("NONE", "RELU", "RELU6", "RELU_N1_TO_1")[i % 4],
+            bias=i % 7 != 3,
+        )
         _assert_bit_exact(model, f"depthwise case {i}")
 
 
@@ -297,10 +411,18 @@ def test_transpose_conv_shapes_sweep() -> None:
         dtype = ("int8", "uint8", "int16")[i % 3]
         stride, k = (1, 2, 3)[i % 3], (1, 2, 3, 4)[i % 4]
         padding = ("SAME", "VALID")[(i // 3) % 2]
-        model = _transpose(rng, (1 + i % 2, int(rng.integers(2, 6)), int(rng.integers(2, 6)), int(rng.integers(1, 12))),
-                           int(rng.integers(1, 12)), k, stride, padding, dtype=dtype,
-                           per_channel=dtype != "uint8" and i % 4 != 1, act=("NONE", "RELU", "RELU6")[i % 3],
-                           bias=None if i % 5 == 2 else "auto")
+        model = _transpose(
+            rng,
+            (1 + i % 2, int(rng.integers(2, 6)), int(rng.integers(2, 6)), int(rng.integers(1, 12))),
+            int(rng.integers(1, 12)),
+            k,
+            stride,
+            padding,
+            dtype=dtype,
+            per_channel=dtype != "uint8" and i % 4 != 1,
+            act=("NONE", "RELU", "RELU6")[i % 3],
+            bias=None if i % 5 == 2 else "auto",
+        )
         _assert_bit_exact(model, f"transpose case {i}")
 
 
@@ -315,8 +437,16 @@ def test_transpose_conv_uneven_output_sizes() -> None:
 def test_grouped_conv(groups: int) -> None:
     rng = np.random.default_rng(groups)
     for dtype in ("int8", "int16", "uint8"):
-        model = _conv(rng, (1, 6, 6, 8), 8, 3, dtype=dtype, wtype="uint8" if dtype == "uint8" else "int8",
-                      per_channel=dtype != "uint8", groups=groups)
+        model = _conv(
+            rng,
+            (1, 6, 6, 8),
+            8,
+            3,
+            dtype=dtype,
+            wtype="uint8" if dtype == "uint8" else "int8",
+            per_channel=dtype != "uint8",
+            groups=groups,
+        )
         _assert_bit_exact(model, f"{groups} groups {dtype}")
 
 
@@ -326,12 +456,18 @@ def test_int16_bias_and_accumulator_types() -> None:
     rng = np.random.default_rng(4)
     int32, int64 = schema.TensorType.INT32, schema.TensorType.INT64
     for bias, bias_type in [("int64", 0), ("int64", int64), ("int32", int32)]:
-        _assert_bit_exact(_conv(rng, (1, 6, 6, 12), 9, 3, dtype="int16", bias=bias, bias_type=bias_type), f"conv {bias}")
-        _assert_bit_exact(_transpose(rng, (1, 4, 4, 12), 9, 3, 2, "SAME", dtype="int16", bias=bias, bias_type=bias_type),
-                          f"transpose {bias}")
+        _assert_bit_exact(
+            _conv(rng, (1, 6, 6, 12), 9, 3, dtype="int16", bias=bias, bias_type=bias_type), f"conv {bias}"
+        )
+        _assert_bit_exact(
+            _transpose(rng, (1, 4, 4, 12), 9, 3, 2, "SAME", dtype="int16", bias=bias, bias_type=bias_type),
+            f"transpose {bias}",
+        )
     for bias_type in (0, int32):
-        _assert_bit_exact(_transpose(rng, (1, 4, 4, 6), 5, 3, 2, "SAME", dtype="int16", bias=None, bias_type=bias_type),
-                          "transpose without bias")
+        _assert_bit_exact(
+            _transpose(rng, (1, 4, 4, 6), 5, 3, 2, "SAME", dtype="int16", bias=None, bias_type=bias_type),
+            "transpose without bias",
+        )
 
 
 def test_int4_filters() -> None:
@@ -353,13 +489,17 @@ def test_padding_with_extreme_zero_points(op: str, kernels: str) -> None:
         for zp in zps:
             wtype = "uint8" if dtype == "uint8" else "int8"
             if op == "CONV_2D":
-                model = _conv(rng, (1, 7, 7, 10), 12, 3, dtype=dtype, wtype=wtype, per_channel=dtype == "int8",
-                              stride=2, x_zp=zp)
+                model = _conv(
+                    rng, (1, 7, 7, 10), 12, 3, dtype=dtype, wtype=wtype, per_channel=dtype == "int8", stride=2, x_zp=zp
+                )
             elif op == "DEPTHWISE_CONV_2D":
-                model = _depthwise(rng, (1, 7, 7, 27), 5, dtype=dtype, wtype=wtype, per_channel=dtype == "int8",
-                                   dilation=2, x_zp=zp)
+                model = _depthwise(
+                    rng, (1, 7, 7, 27), 5, dtype=dtype, wtype=wtype, per_channel=dtype == "int8", dilation=2, x_zp=zp
+                )
             else:
-                model = _transpose(rng, (1, 4, 4, 10), 6, 3, 2, "SAME", dtype=dtype, per_channel=dtype == "int8", x_zp=zp)
+                model = _transpose(
+                    rng, (1, 4, 4, 10), 6, 3, 2, "SAME", dtype=dtype, per_channel=dtype == "int8", x_zp=zp
+                )
             _assert_bit_exact(model, f"{op} {dtype} zero point {zp}", samples=6)
 
 
@@ -373,13 +513,29 @@ def test_extreme_rescaling(op: str, kernels: str) -> None:
         for y_scale in (1e-6, 1e-4, 1e3, 1e9) if dtype == "uint8" else (1e-9, 1e-6, 1e-4, 1e3, 1e9):
             kw = {"y_scale": y_scale}
             if op == "CONV_2D":
-                for y_zp in ((0,) if dtype == "int16" else (-128, 127) if dtype == "int8" else (0, 255)):
-                    model = _conv(rng, (1, 5, 5, 9), 10, 3, dtype=dtype, wtype="uint8" if dtype == "uint8" else "int8",
-                                  per_channel=dtype != "uint8", y_zp=y_zp, **kw)
+                for y_zp in (0,) if dtype == "int16" else (-128, 127) if dtype == "int8" else (0, 255):
+                    model = _conv(
+                        rng,
+                        (1, 5, 5, 9),
+                        10,
+                        3,
+                        dtype=dtype,
+                        wtype="uint8" if dtype == "uint8" else "int8",
+                        per_channel=dtype != "uint8",
+                        y_zp=y_zp,
+                        **kw,
+                    )
                     _assert_bit_exact(model, f"conv {dtype} scale {y_scale} zp {y_zp}")
             elif op == "DEPTHWISE_CONV_2D":
-                model = _depthwise(rng, (1, 5, 5, 11), 3, dtype=dtype, wtype="uint8" if dtype == "uint8" else "int8",
-                                   per_channel=dtype != "uint8", **kw)
+                model = _depthwise(
+                    rng,
+                    (1, 5, 5, 11),
+                    3,
+                    dtype=dtype,
+                    wtype="uint8" if dtype == "uint8" else "int8",
+                    per_channel=dtype != "uint8",
+                    **kw,
+                )
                 _assert_bit_exact(model, f"depthwise {dtype} scale {y_scale}")
             else:
                 model = _transpose(rng, (1, 3, 3, 7), 5, 3, 2, "SAME", dtype=dtype, per_channel=dtype != "uint8", **kw)
@@ -431,8 +587,10 @@ def test_depth_multiplier_from_shapes() -> None:
     which then has to agree."""
     rng = np.random.default_rng(8)
     _assert_bit_exact(_depthwise(rng, (1, 6, 6, 5), 3, 2, option_multiplier=0), "int8, option 0")
-    _assert_bit_exact(_depthwise(rng, (1, 6, 6, 5), 3, 3, dtype="uint8", wtype="uint8", per_channel=False,
-                                 option_multiplier=1), "uint8, option 1")
+    _assert_bit_exact(
+        _depthwise(rng, (1, 6, 6, 5), 3, 3, dtype="uint8", wtype="uint8", per_channel=False, option_multiplier=1),
+        "uint8, option 1",
+    )
     _assert_bit_exact(_depthwise(rng, (1, 6, 6, 5), 3, 2, dtype="int16"), "int16, option 2")
     with pytest.raises(UnsupportedOpError, match="depth_multiplier"):
         NativeModel(_depthwise(rng, (1, 6, 6, 5), 3, 2, dtype="int16", option_multiplier=1))
@@ -442,8 +600,12 @@ def test_depthwise_filter_zero_points_are_ignored() -> None:
     """The per-channel int8 reference takes weights_offset 0 whatever the filter's zero points."""
     rng = np.random.default_rng(9)
     filt = rng.integers(-128, 128, (1, 3, 3, 12))
-    model = _model("DEPTHWISE_CONV_2D", [_t((1, 6, 6, 12), "int8", 0.05, 7), _t(filt.shape, "int8", 0.01, 9, 3, filt)],
-                   _t((1, 6, 6, 12), "int8", 0.2, -3), **_dw_opts())
+    model = _model(
+        "DEPTHWISE_CONV_2D",
+        [_t((1, 6, 6, 12), "int8", 0.05, 7), _t(filt.shape, "int8", 0.01, 9, 3, filt)],
+        _t((1, 6, 6, 12), "int8", 0.2, -3),
+        **_dw_opts(),
+    )
     _assert_bit_exact(model, "depthwise, filter zero point 9")
 
 
@@ -464,8 +626,10 @@ def test_conv_without_bias_matches_tflite_micro() -> None:
     models = {
         "conv, 2 inputs": (_model("CONV_2D", [x, w], y, **_conv_opts(stride=2)), None),
         "conv, bias omitted": (_model("CONV_2D", [x, w, None], y, **_conv_opts(stride=2, act=1)), None),
-        "depthwise, bias omitted": (_model("DEPTHWISE_CONV_2D", [dx, dw, None], dy, **_dw_opts()),
-                                    _model("DEPTHWISE_CONV_2D", [dx, dw], dy, **_dw_opts())),
+        "depthwise, bias omitted": (
+            _model("DEPTHWISE_CONV_2D", [dx, dw, None], dy, **_dw_opts()),
+            _model("DEPTHWISE_CONV_2D", [dx, dw], dy, **_dw_opts()),
+        ),
     }
     for what, (model, micro_model) in models.items():
         micro_model = micro_model or model
@@ -491,10 +655,16 @@ def test_int16_int32_bias_needs_quantized_bias_type() -> None:
     """Without quantized_bias_type INT32, LiteRT's int16 kernels read an INT32 bias as int64 (garbage)."""
     rng = np.random.default_rng(11)
     _refused(_conv(rng, (1, 5, 5, 4), 3, 3, dtype="int16", bias="int32"), UnsupportedOpError, "quantized_bias_type")
-    _refused(_transpose(rng, (1, 3, 3, 4), 3, 3, 2, "SAME", dtype="int16", bias="int32"), UnsupportedOpError,
-             "quantized_bias_type")
-    _refused(_conv(rng, (1, 5, 5, 4), 3, 3, dtype="int16", bias="int64", bias_type=schema.TensorType.INT32),
-             ModelFormatError, "quantized_bias_type")
+    _refused(
+        _transpose(rng, (1, 3, 3, 4), 3, 3, 2, "SAME", dtype="int16", bias="int32"),
+        UnsupportedOpError,
+        "quantized_bias_type",
+    )
+    _refused(
+        _conv(rng, (1, 5, 5, 4), 3, 3, dtype="int16", bias="int64", bias_type=schema.TensorType.INT32),
+        ModelFormatError,
+        "quantized_bias_type",
+    )
 
 
 def test_malformed_and_unsupported_models() -> None:
@@ -503,34 +673,95 @@ def test_malformed_and_unsupported_models() -> None:
     x, w = _t((1, 5, 5, 2), "int8", 0.05, 0), _t(filt.shape, "int8", 0.01, 0, 0, filt)
     b = _t((4,), "int32", 5e-4, 0, 0, np.zeros(4))
     y = _t((1, 5, 5, 4), "int8", 0.1, 0)
-    _refused(_model("CONV_2D", [x, w, b], _t((1, 4, 5, 4), "int8", 0.1, 0), **_conv_opts()), ModelFormatError, "output shape")
+    _refused(
+        _model("CONV_2D", [x, w, b], _t((1, 4, 5, 4), "int8", 0.1, 0), **_conv_opts()), ModelFormatError, "output shape"
+    )
     _refused(_model("CONV_2D", [x, w, b], y, **_conv_opts(stride=0)), ModelFormatError, "strides")
-    _refused(_model("CONV_2D", [x, _t(filt.shape, "int8", 0.01, 3, 0, filt), b], y, **_conv_opts()), UnsupportedOpError,
-             "zero point")
+    _refused(
+        _model("CONV_2D", [x, _t(filt.shape, "int8", 0.01, 3, 0, filt), b], y, **_conv_opts()),
+        UnsupportedOpError,
+        "zero point",
+    )
     _refused(_model("CONV_2D", [x, _t(filt.shape, "int8", 0.01), b], y, **_conv_opts()), UnsupportedOpError, "constant")
-    _refused(_model("CONV_2D", [x, w, _t((3,), "int32", 5e-4, 0, 0, np.zeros(3))], y, **_conv_opts()), ModelFormatError,
-             "bias")
-    _refused(_model("CONV_2D", [x, w, b], _t((1, 5, 5, 4), "int8", 1e-20, 0), **_conv_opts()), UnsupportedOpError,
-             "too large")
-    _refused(_model("CONV_2D", [_t((1, 5, 5, 3), "int8", 0.05, 0), w, b], y, **_conv_opts()), ModelFormatError,
-             "multiple")
+    _refused(
+        _model("CONV_2D", [x, w, _t((3,), "int32", 5e-4, 0, 0, np.zeros(3))], y, **_conv_opts()),
+        ModelFormatError,
+        "bias",
+    )
+    _refused(
+        _model("CONV_2D", [x, w, b], _t((1, 5, 5, 4), "int8", 1e-20, 0), **_conv_opts()),
+        UnsupportedOpError,
+        "too large",
+    )
+    _refused(
+        _model("CONV_2D", [_t((1, 5, 5, 3), "int8", 0.05, 0), w, b], y, **_conv_opts()), ModelFormatError, "multiple"
+    )
     ufilt = rng.integers(0, 256, (4, 3, 3, 2))
-    _refused(_model("CONV_2D", [_t((1, 5, 5, 2), "uint8", 0.05, 128), _t(ufilt.shape, "uint8", [0.01] * 4, 0, 0, ufilt), b],
-                    _t((1, 5, 5, 4), "uint8", 0.1, 128), **_conv_opts()), UnsupportedOpError, "per-channel")
-    _refused(_model("CONV_2D", [_t((1, 5, 5, 2), "uint8", 0.05, 128), _t(ufilt.shape, "uint8", 0.01, 0, 0, ufilt),
-                                _t((4,), "int32", 0.5, 0, 0, np.zeros(4))],
-                    _t((1, 5, 5, 4), "uint8", 0.1, 128), **_conv_opts()), UnsupportedOpError, "2%")
+    _refused(
+        _model(
+            "CONV_2D",
+            [_t((1, 5, 5, 2), "uint8", 0.05, 128), _t(ufilt.shape, "uint8", [0.01] * 4, 0, 0, ufilt), b],
+            _t((1, 5, 5, 4), "uint8", 0.1, 128),
+            **_conv_opts(),
+        ),
+        UnsupportedOpError,
+        "per-channel",
+    )
+    _refused(
+        _model(
+            "CONV_2D",
+            [
+                _t((1, 5, 5, 2), "uint8", 0.05, 128),
+                _t(ufilt.shape, "uint8", 0.01, 0, 0, ufilt),
+                _t((4,), "int32", 0.5, 0, 0, np.zeros(4)),
+            ],
+            _t((1, 5, 5, 4), "uint8", 0.1, 128),
+            **_conv_opts(),
+        ),
+        UnsupportedOpError,
+        "2%",
+    )
     shape = _t((4,), "int32", data=np.array([1, 10, 10, 4], np.int32))
     tw = _t((4, 3, 3, 2), "int8", 0.01, 0, 0, filt)
-    _refused(_model("TRANSPOSE_CONV", [shape, tw, x], _t((1, 10, 10, 4), "int8", 0.1, 0), **_tconv_opts(stride=3)),
-             ModelFormatError, "4 x 4 input")  # with stride 3, a 10 x 10 output comes from 4 x 4, not 5 x 5
-    _refused(_model("TRANSPOSE_CONV", [shape, tw, x], _t((1, 10, 9, 4), "int8", 0.1, 0), **_tconv_opts(stride=2)),
-             ModelFormatError, "output shape input")
-    _refused(_model("TRANSPOSE_CONV", [_t((4,), "int32"), tw, x], _t((1, 10, 10, 4), "int8", 0.1, 0),
-                    **_tconv_opts(stride=2)), UnsupportedOpError, "not a constant")
+    _refused(
+        _model("TRANSPOSE_CONV", [shape, tw, x], _t((1, 10, 10, 4), "int8", 0.1, 0), **_tconv_opts(stride=3)),
+        ModelFormatError,
+        "4 x 4 input",
+    )  # with stride 3, a 10 x 10 output comes from 4 x 4, not 5 x 5
+    _refused(
+        _model("TRANSPOSE_CONV", [shape, tw, x], _t((1, 10, 9, 4), "int8", 0.1, 0), **_tconv_opts(stride=2)),
+        ModelFormatError,
+        "output shape input",
+    )
+    _refused(
+        _model(
+            "TRANSPOSE_CONV", [_t((4,), "int32"), tw, x], _t((1, 10, 10, 4), "int8", 0.1, 0), **_tconv_opts(stride=2)
+        ),
+        UnsupportedOpError,
+        "not a constant",
+    )
     dfilt = rng.integers(-128, 128, (1, 3, 3, 3))
-    _refused(_model("DEPTHWISE_CONV_2D", [x, _t(dfilt.shape, "int8", 0.01, 0, 3, dfilt)], _t((1, 5, 5, 3), "int8", 0.1, 0),
-                    **_dw_opts()), ModelFormatError, "multiple")
-    _refused(_model("DEPTHWISE_CONV_2D", [_t((1, 5, 5, 3), "int16", 0.05, 0), _t(dfilt.shape, "int8", 0.01, 0, 3, dfilt),
-                                          _t((3,), "int32", 5e-4, 0, 0, np.zeros(3))],
-                    _t((1, 5, 5, 3), "int16", 0.1, 0), **_dw_opts()), UnsupportedOpError, "INT64")
+    _refused(
+        _model(
+            "DEPTHWISE_CONV_2D",
+            [x, _t(dfilt.shape, "int8", 0.01, 0, 3, dfilt)],
+            _t((1, 5, 5, 3), "int8", 0.1, 0),
+            **_dw_opts(),
+        ),
+        ModelFormatError,
+        "multiple",
+    )
+    _refused(
+        _model(
+            "DEPTHWISE_CONV_2D",
+            [
+                _t((1, 5, 5, 3), "int16", 0.05, 0),
+                _t(dfilt.shape, "int8", 0.01, 0, 3, dfilt),
+                _t((3,), "int32", 5e-4, 0, 0, np.zeros(3)),
+            ],
+            _t((1, 5, 5, 3), "int16", 0.1, 0),
+            **_dw_opts(),
+        ),
+        UnsupportedOpError,
+        "INT64",
+    )
