@@ -143,8 +143,24 @@ size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsi
   return size;
 }
 
+static void run(const uint8_t* data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  /* A quarter of the inputs sit at an odd address: the loader must copy misaligned constants. */
+  if (size > 0 && (data[size - 1] & 6) == 6) {
+    uint8_t* shifted = malloc(size + 1);
+    check(shifted != NULL);
+    memcpy(shifted + 1, data, size);
+    run(shifted + 1, size);
+    free(shifted);
+  } else {
+    run(data, size);
+  }
+  return 0;
+}
+
+static void run(const uint8_t* data, size_t size) {
   char error[256];
   /* Half of the inputs load with the SSE2 kernels (EDGEQ_NO_AVX2 is read at load), half with AVX2. */
   if (size > 0 && (data[size - 1] & 1)) {
@@ -158,7 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(memchr(error, '\0', sizeof error) != NULL);
   if (s != EDGEQ_OK) {
     check(model == NULL && error[0] != '\0');
-    return 0;
+    return;
   }
   check(model != NULL);
   read_infos(model);
@@ -186,5 +202,4 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   check(edgeq_invoke_ops(model, 1, 0) == EDGEQ_ERROR_ARGUMENT);
   edgeq_model_free(model);
-  return 0;
 }
