@@ -46,6 +46,9 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const eq_pool_params* p = node->user;
   const eq_tensor* input = eq_input(ctx, node, 0);
   eq_tensor* output = eq_output(ctx, node, 0);
+  /* Nothing to write (e.g. zero channels): LiteRT's channel loop is innermost, so it visits no window
+   * either; here the windows are outer loops, which a hostile huge window would make slow. */
+  if (output->count == 0) return EDGEQ_OK;
   switch (input->type) {
     case EQ_T_INT8:
       max_pool_s8(p, (const int8_t*)input->data, (int8_t*)output->data);
