@@ -386,7 +386,6 @@ static edgeq_status prepare_vector(eq_context* ctx, depthwise_data* d) {
   }
 #else
   (void)ctx;
-  (void)node;
   (void)d;
 #endif
   return EDGEQ_OK;

@@ -237,6 +237,7 @@ static inline void ew_addsub_row8(const ew_addsub* p, const uint8_t* a, size_t a
   const int32_t* t1 = p->table1;
   const int32_t* t2 = p->table2;
   size_t i = 0;
+  (void)is_signed; /* only the SIMD path packs by signedness */
 #if EW_SSE2
   const __m128i multiplier = _mm_set1_epi32(p->out_multiplier);
   const int right_shift = -p->out_shift;
