@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.output)
     rows = [("float32", len(model.tflite), accuracy(model.tflite, test, labels), None, 0.0)]
+    proofs = []
     for scheme in ("int8", "int16x8"):
         start = time.perf_counter()
         qm = edgeq.quantize(model, edgeq.calibration.arrays(calib), scheme=scheme, progress=False)
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         qm.plan.save(out / f"fashion_mnist_cnn.{scheme}.plan.json")
         report = edgeq.compare(model, qm, edgeq.calibration.arrays(test[:500]), layers=0)
         rows.append((scheme, path.stat().st_size, accuracy(qm.tflite, test, labels, reference=True), report, seconds))
+        proofs.append((scheme, edgeq.verify(qm.tflite, inputs=[[x[None]] for x in test[:16]])))
 
     base = rows[0][2]
     print(f"Fashion-MNIST CNN, {len(labels)} test images, {args.calib} calibration images; artifacts in {out}/")
@@ -66,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<9} {size:>8} {size / rows[0][1]:6.3f} {acc:7.4f} {100 * (base - acc):8.2f} "
             f"{sqnr:>8} {agree:>6} {seconds:7.1f}"
         )
-    return 0
+    print("edgeq's C interpreter against LiteRT BUILTIN_REF, every op's output, on 16 test images:")
+    for scheme, result in proofs:
+        print(f"  {scheme:<8} {result.summary()}")
+    return 0 if all(result.bit_exact for _, result in proofs) else 1
 
 
 if __name__ == "__main__":
