@@ -136,3 +136,21 @@ def test_a_known_reference_defect_is_reported_beside_bit_exactness() -> None:
     assert result.bit_exact, result.summary()
     assert len(result.reference_defects) == 1 and "op 0 (SUM)" in result.reference_defects[0]
     assert "note: op 0 (SUM)" in result.summary()
+
+
+def test_an_options_table_of_another_type_is_ignored_as_litert_does() -> None:
+    """A FULLY_CONNECTED carrying AddOptions (RELU): LiteRT parses FullyConnectedOptions as absent and does not
+    clamp; edgeq's loader drops the mistyped table too (AddOptions' field 0 would read as a fused RELU)."""
+    rng = np.random.default_rng(5)
+    w = Quantization(np.array([0.02], np.float32), np.array([0], np.int64))
+    g = Graph(
+        tensors=[Tensor("x", (1, 8), "int8", quant=_q(0.05, 3)),
+                 Tensor("w", (4, 8), "int8", data=rng.integers(-127, 128, (4, 8)).astype(np.int8), quant=w),
+                 Tensor("b", (4,), "int32", data=np.zeros(4, np.int32),
+                        quant=Quantization(np.array([0.001], np.float32), np.array([0], np.int64))),
+                 Tensor("y", (1, 4), "int8", quant=_q(0.1, 0))],
+        ops=[Op("FULLY_CONNECTED", [0, 1, 2], [3], options={"fusedActivationFunction": 1}, options_type="AddOptions")],
+        inputs=[0], outputs=[3])
+    model = write_tflite(g)
+    result = edgeq.verify(model, samples=8)
+    assert result.bit_exact, result.summary()

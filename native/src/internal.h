@@ -105,6 +105,8 @@ const char* eq_builtin_name(int32_t builtin);
 const char* eq_type_name(int32_t type);
 size_t eq_type_size(int32_t type); /* bytes per element; 0 for INT4 (packed) and unknown types */
 const eq_kernel* eq_find_kernel(int32_t builtin);
+/* The BuiltinOptions type LiteRT reads for `builtin`, or -1 when it reads none. */
+int32_t eq_expected_options_type(int32_t builtin);
 
 /* Shape helpers. */
 int32_t eq_dim(const eq_tensor* t, int32_t i); /* negative i counts from the end; 1 when out of range */

@@ -237,7 +237,9 @@ static edgeq_status load_node(eq_context* ctx, eq_node* node, const fb_table* ot
   }
   int has_options;
   if (fb_table_field(ot, OP_OPTIONS, &node->options, &has_options) != 0) return malformed(ctx, "op options out of bounds");
-  node->has_options = has_options;
+  /* LiteRT parses a table of another union type as absent (defaults); so does edgeq. */
+  const int32_t expected = eq_expected_options_type(node->builtin);
+  node->has_options = has_options && (expected < 0 || expected == options_type);
   edgeq_status s = load_index_list(ctx, ot, OP_INPUTS, 1, &node->inputs, &node->ninputs, "an op's inputs");
   if (s == EDGEQ_OK) s = load_index_list(ctx, ot, OP_OUTPUTS, 0, &node->outputs, &node->noutputs, "an op's outputs");
   if (s != EDGEQ_OK) return s;
