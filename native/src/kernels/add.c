@@ -89,7 +89,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   add_data* data = eq_alloc(ctx, sizeof *data);
   if (data == NULL) return EDGEQ_ERROR_MEMORY;
   if ((s = eq_broadcast_prepare(ctx, in[0], in[1], out, &data->bc)) != EDGEQ_OK) return s;
-  const int32_t activation = ew_activation(node, EW_ADD_OPTIONS);
+  const int32_t activation = ew_activation(node);
   data->size = eq_type_size(out->type);
   switch (out->type) {
     case EQ_T_INT32:
@@ -121,7 +121,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if ((s = ew_check_quant(ctx, out, "output", symmetric)) != EDGEQ_OK) return s;
   if (out->type == EQ_T_INT16) {
     /* A missing AddOptions table reads as pot_scale_int16 = false; a present one defaults to true. */
-    const int pot_option = ew_has_options(node, EW_ADD_OPTIONS) ? eq_opt_bool(node, 1, 1) : 0;
+    const int pot_option = node->has_options ? eq_opt_bool(node, 1, 1) : 0;
     int unused;
     if (pot_option && ew_checked_log2(in[0]->scale[0], &unused) && ew_checked_log2(in[1]->scale[0], &unused) &&
         ew_checked_log2(out->scale[0], &unused)) {

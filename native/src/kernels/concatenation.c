@@ -41,7 +41,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (node->ninputs < 1 || node->noutputs != 1 || t0 == NULL || output == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects at least 1 input and 1 output");
   }
-  mv_use_options(node, MV_OPTIONS_CONCATENATION);
   int32_t axis = eq_opt_i32(node, CONCAT_AXIS, 0);
   const int32_t activation = eq_opt_i8(node, CONCAT_ACTIVATION, EQ_ACT_NONE);
   if (activation != EQ_ACT_NONE) {

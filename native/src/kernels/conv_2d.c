@@ -494,8 +494,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (input == NULL || filter == NULL || output == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input, filter and output are required");
   }
-  edgeq_status s = conv_check_options(ctx, node, CONV_OPTIONS_CONV2D);
-  if (s != EDGEQ_OK) return s;
+  edgeq_status s = EDGEQ_OK;
   if (input->type != EQ_T_INT8 && input->type != EQ_T_UINT8 && input->type != EQ_T_INT16) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "input type %s; edgeq runs INT8, UINT8 and INT16 convolutions",
                     eq_type_name(input->type));

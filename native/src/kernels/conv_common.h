@@ -45,7 +45,6 @@ static inline int conv_have_avx2(void) { return 0; }
 #endif
 
 /* BuiltinOptions union members and TensorType values as schema.fbs numbers them. */
-enum { CONV_OPTIONS_CONV2D = 1, CONV_OPTIONS_DEPTHWISE = 2, CONV_OPTIONS_TRANSPOSE = 49 };
 enum { CONV_TENSOR_TYPE_FLOAT32 = 0, CONV_TENSOR_TYPE_INT32 = 2, CONV_TENSOR_TYPE_INT64 = 4 };
 
 /* ComputeOutSizeChecked and ComputePaddingWithOffsetChecked: how many positions a window of `filter` taps
@@ -247,16 +246,6 @@ static inline int32_t conv_filter_at(const eq_tensor* filter, size_t i) {
     default:
       return ((const int8_t*)filter->data)[i];
   }
-}
-
-/* Options: fused activation, padding, strides and dilations, read from the op's options table, which must be
- * of the expected union member (LiteRT reads a mismatched table as absent, leaving strides 0). */
-static inline edgeq_status conv_check_options(eq_context* ctx, const eq_node* node, int32_t expected) {
-  if (node->has_options && node->options_type != expected) {
-    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "builtin options are of union type %d, not %d",
-                    (int)node->options_type, (int)expected);
-  }
-  return EDGEQ_OK;
 }
 
 /* Output tensor sanity common to the three ops: a distinct, non-constant 4-D tensor of the input's type.

@@ -16,18 +16,9 @@
 #define EW_SSE2 0
 #endif
 
-/* BuiltinOptions union members, as schema.fbs numbers them. */
-enum { EW_ADD_OPTIONS = 11, EW_MUL_OPTIONS = 21, EW_SUB_OPTIONS = 28, EW_LEAKY_RELU_OPTIONS = 75 };
-
-/* LiteRT reads options only from a table of the op's own union type; anything else (or no table) leaves
- * its params struct zero-initialised, which is not always the schema's default (pot_scale_int16). */
-static inline int ew_has_options(const eq_node* node, int32_t options_type) {
-  return node->has_options && node->options_type == options_type;
-}
-
-static inline int32_t ew_activation(eq_node* node, int32_t options_type) {
-  return ew_has_options(node, options_type) ? eq_opt_i8(node, 0, EQ_ACT_NONE) : EQ_ACT_NONE;
-}
+/* The fused activation, NONE without an options table (a mistyped table was dropped at load, as LiteRT
+ * reads it). */
+static inline int32_t ew_activation(eq_node* node) { return eq_opt_i8(node, 0, EQ_ACT_NONE); }
 
 static inline edgeq_status ew_operands(eq_context* ctx, const eq_node* node, int32_t ninputs, eq_tensor** in,
                                        eq_tensor** out) {

@@ -31,7 +31,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (s == EDGEQ_OK) s = mv_check_same_type(ctx, input, output, "input", "output");
   if (s == EDGEQ_OK) s = mv_check_type(ctx, positions, MV_T(EQ_T_INT16) | MV_T(EQ_T_INT32) | MV_T(EQ_T_INT64), "indices");
   if (s != EDGEQ_OK) return s;
-  mv_use_options(node, MV_OPTIONS_GATHER);
   int32_t axis = eq_opt_i32(node, GATHER_AXIS, 0), batch_dims = eq_opt_i32(node, GATHER_BATCH_DIMS, 0);
   if (axis < 0) axis += input->ndim;
   if (batch_dims < 0) batch_dims += positions->ndim;

@@ -12,7 +12,7 @@
 #pragma GCC optimize("fp-contract=off") /* gcc ignores the STDC pragma; -std=gnu11 would contract */
 #endif
 
-enum { GELU_OPTIONS = 116, GELU_APPROXIMATE = 0 };
+enum { GELU_APPROXIMATE = 0 };
 
 typedef union gelu_data {
   uint8_t lut8[256];
@@ -42,7 +42,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (data == NULL) return EDGEQ_ERROR_MEMORY;
   node->user = data;
   /* LiteRT reads the option only from a GeluOptions table; otherwise it is false. */
-  const int approximate = node->options_type == GELU_OPTIONS ? eq_opt_bool(node, GELU_APPROXIMATE, 0) : 0;
+  const int approximate = eq_opt_bool(node, GELU_APPROXIMATE, 0);
   const eq_lut_fn fn = approximate ? gelu_approximate_f32 : gelu_f32;
   const int32_t in_zp = (int32_t)input->zero_point[0], out_zp = (int32_t)output->zero_point[0];
   if (input->type == EQ_T_INT16) {

@@ -33,7 +33,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (d == NULL) return EDGEQ_ERROR_MEMORY;
   node->user = d;
   /* No LeakyReluOptions table: LiteRT's zeroed params give alpha 0. */
-  const float alpha = ew_has_options(node, EW_LEAKY_RELU_OPTIONS) ? eq_opt_f32(node, 0, 0.0f) : 0.0f;
+  const float alpha = node->has_options ? eq_opt_f32(node, 0, 0.0f) : 0.0f;
   const float alpha_real = input->scale[0] * alpha / out->scale[0];
   const float identity_real = input->scale[0] / out->scale[0];
   int32_t alpha_multiplier;

@@ -15,28 +15,6 @@
 #define MV_COPY_TYPES                                                                                      \
   (MV_QUANT_TYPES | MV_T(EQ_T_INT32) | MV_T(EQ_T_INT64) | MV_T(EQ_T_BOOL) | MV_T(EQ_T_FLOAT32))
 
-/* BuiltinOptions union numbers (schema.fbs) of this group's option tables. */
-enum {
-  MV_OPTIONS_CONCATENATION = 10,
-  MV_OPTIONS_RESIZE_BILINEAR = 15,
-  MV_OPTIONS_SPACE_TO_DEPTH = 19,
-  MV_OPTIONS_GATHER = 23,
-  MV_OPTIONS_SQUEEZE = 30,
-  MV_OPTIONS_STRIDED_SLICE = 32,
-  MV_OPTIONS_SPLIT = 35,
-  MV_OPTIONS_PACK = 59,
-  MV_OPTIONS_UNPACK = 64,
-  MV_OPTIONS_RESIZE_NEAREST_NEIGHBOR = 74,
-  MV_OPTIONS_SPLIT_V = 79,
-  MV_OPTIONS_DEPTH_TO_SPACE = 94
-};
-
-/* LiteRT reads an op's options only through the accessor of its own table type: a table of any other
- * type (or none) leaves every option at its default, so edgeq ignores it too. */
-static inline void mv_use_options(eq_node* node, int32_t options_type) {
-  if (node->options_type != options_type) node->has_options = 0;
-}
-
 static inline edgeq_status mv_check_type(eq_context* ctx, const eq_tensor* t, uint32_t allowed, const char* role) {
   if (t->type < 0 || t->type > 31 || !(allowed & MV_T(t->type))) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "%s '%s' has type %s, which this op does not support", role,

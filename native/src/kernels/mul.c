@@ -77,7 +77,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   mul_data* data = eq_alloc(ctx, sizeof *data);
   if (data == NULL) return EDGEQ_ERROR_MEMORY;
   if ((s = eq_broadcast_prepare(ctx, in[0], in[1], out, &data->bc)) != EDGEQ_OK) return s;
-  const int32_t activation = ew_activation(node, EW_MUL_OPTIONS);
+  const int32_t activation = ew_activation(node);
   data->in_size = eq_type_size(type);
   data->out_size = eq_type_size(out->type);
   node->user = data;

@@ -15,7 +15,6 @@ typedef struct pack_data {
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   eq_tensor* t0 = eq_input(ctx, node, 0);
   eq_tensor* output = eq_output(ctx, node, 0);
-  mv_use_options(node, MV_OPTIONS_PACK);
   const int32_t values_count = eq_opt_i32(node, PACK_VALUES_COUNT, 0);
   if (node->ninputs < 1 || node->ninputs != values_count || node->noutputs != 1 || t0 == NULL || output == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects values_count (%d) inputs, at least 1, and 1 output",

@@ -5,7 +5,6 @@
 
 #include "../fixedpoint.h"
 
-enum { EQ_OPTIONS_POOL2D = 5 }; /* BuiltinOptions_Pool2DOptions */
 
 typedef struct eq_pool_params {
   int32_t batches, in_h, in_w, channels, out_h, out_w;
@@ -61,8 +60,7 @@ static inline edgeq_status eq_pool_prepare(eq_context* ctx, eq_node* node, eq_po
                     (long long)output->zero_point[0], eq_type_name(output->type));
   }
 
-  /* Options of another table type read as absent, as LiteRT's parser treats them. */
-  const int has = node->has_options && node->options_type == EQ_OPTIONS_POOL2D;
+  const int has = node->has_options; /* a mistyped table was dropped at load, as LiteRT reads it */
   const int32_t padding = has ? eq_opt_i8(node, 0, EQ_PAD_SAME) : EQ_PAD_SAME;
   p->stride_w = has ? eq_opt_i32(node, 1, 0) : 0;
   p->stride_h = has ? eq_opt_i32(node, 2, 0) : 0;

@@ -12,7 +12,6 @@
 
 #include "../fixedpoint.h"
 
-enum { EQ_OPTIONS_REDUCER = 27 }; /* BuiltinOptions_ReducerOptions */
 
 typedef struct eq_reduce_plan {
   int32_t ndim; /* merged dimensions: >= 1 when in_count > 0, else 0 */
@@ -58,7 +57,7 @@ static inline edgeq_status eq_reduce_prepare(eq_context* ctx, eq_node* node, eq_
       is_reduced[a] = 1;
     }
   }
-  const int has = node->has_options && node->options_type == EQ_OPTIONS_REDUCER;
+  const int has = node->has_options; /* a mistyped table was dropped at load */
   const int keep_dims = has ? eq_opt_bool(node, 0, 0) : 0;
 
   /* The output shape LiteRT would give. */

@@ -79,7 +79,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (s != EDGEQ_OK) return s;
   if (input->ndim != 4) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has rank %d; it must be 4", (int)input->ndim);
   if (size->ndim != 1 || size->dims[0] != 2) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "size must have shape [2]");
-  mv_use_options(node, MV_OPTIONS_RESIZE_BILINEAR);
   const int align = eq_opt_bool(node, RB_ALIGN_CORNERS, 0), half = eq_opt_bool(node, RB_HALF_PIXEL_CENTERS, 0);
   if (align && half) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "align_corners and half_pixel_centers are both set");

@@ -55,7 +55,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (s != EDGEQ_OK) return s;
   if (input->ndim != 4) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has rank %d; it must be 4", (int)input->ndim);
   if (size->ndim != 1 || size->dims[0] != 2) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "size must have shape [2]");
-  mv_use_options(node, MV_OPTIONS_RESIZE_NEAREST_NEIGHBOR);
   const int align = eq_opt_bool(node, RNN_ALIGN_CORNERS, 0), half = eq_opt_bool(node, RNN_HALF_PIXEL_CENTERS, 0);
   const int32_t out_h = (int32_t)eq_const_int(size, 0), out_w = (int32_t)eq_const_int(size, 1);
   const int64_t shape[4] = {input->dims[0], out_h, out_w, input->dims[3]};

@@ -15,7 +15,7 @@
 #include "lut.h"
 #include "transcendental.h"
 
-enum { SOFTMAX_OPTIONS = 9, SOFTMAX_BETA = 0 };
+enum { SOFTMAX_BETA = 0 };
 enum { SCALED_DIFF_INTEGER_BITS = 5, ACCUMULATION_INTEGER_BITS = 12 };
 
 typedef struct softmax_data {
@@ -90,7 +90,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   data->depth = (size_t)input->dims[input->ndim - 1];
   data->outer = data->depth == 0 ? 0 : input->count / data->depth;
   /* LiteRT reads beta only from a SoftmaxOptions table; otherwise it is 0. */
-  const float beta = node->options_type == SOFTMAX_OPTIONS ? eq_opt_f32(node, SOFTMAX_BETA, 0.0f) : 0.0f;
+  const float beta = eq_opt_f32(node, SOFTMAX_BETA, 0.0f);
   if (input->type == EQ_T_INT8 && output->type == EQ_T_INT8 &&
       (output->zero_point[0] != -128 || !near_f32(output->scale[0], 1.f / 256, 0.001f * 1.f / 256))) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "int8 output must have zero point -128 and scale 1/256");

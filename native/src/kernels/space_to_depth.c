@@ -21,7 +21,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (s == EDGEQ_OK) s = mv_check_same_type(ctx, input, output, "input", "output");
   if (s != EDGEQ_OK) return s;
   if (input->ndim != 4) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has rank %d; it must be 4", (int)input->ndim);
-  mv_use_options(node, MV_OPTIONS_SPACE_TO_DEPTH);
   const int32_t block = eq_opt_i32(node, S2D_BLOCK_SIZE, 0);
   const int64_t n = input->dims[0], h = input->dims[1], w = input->dims[2], c = input->dims[3];
   if (block > 65535) return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "block_size %d is larger than 65535", (int)block);

@@ -17,7 +17,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (node->ninputs != 2 || node->noutputs < 1 || axis == NULL || input == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 2 inputs (axis, input) and at least 1 output");
   }
-  mv_use_options(node, MV_OPTIONS_SPLIT);
   const int32_t num_splits = eq_opt_i32(node, SPLIT_NUM_SPLITS, 0);
   if (num_splits != node->noutputs) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "num_splits is %d but the op has %d outputs", (int)num_splits,

@@ -19,7 +19,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (node->ninputs != 3 || node->noutputs < 1 || input == NULL || sizes == NULL || axis == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 3 inputs (input, size_splits, axis) and at least 1 output");
   }
-  mv_use_options(node, MV_OPTIONS_SPLIT_V);
   const int32_t num_splits = eq_opt_i32(node, SPLIT_V_NUM_SPLITS, 0);
   if (num_splits != node->noutputs) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "num_splits is %d but the op has %d outputs", (int)num_splits,

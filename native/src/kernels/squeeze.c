@@ -15,7 +15,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   edgeq_status s = mv_check_type(ctx, input, MV_COPY_TYPES, "input");
   if (s == EDGEQ_OK) s = mv_check_same_type(ctx, input, output, "input", "output");
   if (s != EDGEQ_OK) return s;
-  mv_use_options(node, MV_OPTIONS_SQUEEZE);
   fb_vector dims = {0};
   if (node->has_options && fb_vector_field(&node->options, SQUEEZE_DIMS, 4, &dims) != 0) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "squeeze_dims lies out of bounds");

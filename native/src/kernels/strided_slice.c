@@ -44,7 +44,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   const int32_t* begin_data = (const int32_t*)(const void*)begin->data;
   const int32_t* end_data = (const int32_t*)(const void*)end->data;
   const int32_t* strides_data = (const int32_t*)(const void*)strides->data;
-  mv_use_options(node, MV_OPTIONS_STRIDED_SLICE);
   const uint32_t begin_mask = (uint32_t)eq_opt_i32(node, SS_BEGIN_MASK, 0);
   const uint32_t end_mask = (uint32_t)eq_opt_i32(node, SS_END_MASK, 0);
   const uint32_t ellipsis_mask = (uint32_t)eq_opt_i32(node, SS_ELLIPSIS_MASK, 0);

@@ -14,7 +14,6 @@ typedef struct unpack_data {
 
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   eq_tensor* input = eq_input(ctx, node, 0);
-  mv_use_options(node, MV_OPTIONS_UNPACK);
   const int32_t num = eq_opt_i32(node, UNPACK_NUM, 0);
   if (node->ninputs != 1 || input == NULL || node->noutputs < 1 || node->noutputs != num) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 1 input and num (%d) outputs, at least 1", (int)num);
