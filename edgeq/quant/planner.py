@@ -11,7 +11,7 @@ from edgeq.errors import PlanError, UnsupportedOpError
 from edgeq.ir.graph import Graph, Op
 from edgeq.quant.op_rules import RULES, SHAPE_OPS, OpRule
 from edgeq.quant.plan import Encoding, FloatOp, QuantPlan, Requantize
-from edgeq.quant.schemes import Scheme, affine_params, qrange, symmetric_weight_scales
+from edgeq.quant.schemes import Scheme, affine_params, fp16_representable, qrange, symmetric_weight_scales
 
 # A per-channel weight scale is never allowed to make the channel's output multiplier
 # (in_scale * w_scale / out_scale) smaller than this: below 2**-31 LiteRT rounds it to zero, and a
@@ -243,6 +243,7 @@ def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Sche
             )
         scales = np.maximum(scales, floor)
         scales = np.where(scales > 0, scales, 1.0)
+        scales = np.asarray([fp16_representable(float(s), scheme.weight_dtype) for s in scales])
         plan.tensors[graph.tensors[t].name] = Encoding(
             dtype=scheme.weight_dtype,
             scale=[float(s) for s in scales.astype(np.float32)],

@@ -16,6 +16,10 @@ _DEGENERATE_RANGE = 1.0
 # int8 SOFTMAX aborts the process unless beta * input_scale * 2^26 > 1 (seen on that model's logits). An
 # int8 range below 1.5e-5 carries nothing anyway; int16 keeps finer steps where the bound allows.
 MIN_ACTIVATION_SCALE = {"int8": 2.0**-24, "uint8": 2.0**-24, "int16": 2.0**-28}
+# Core ML stores quantize/dequantize and constexpr weight scales in the program's float type, fp16 for the
+# Neural Engine: 8-bit scales are kept fp16-representable so the .mlpackage carries the plan's scales exactly.
+FP16_SCALE_DTYPES = ("int8", "uint8", "int4")
+_FP16_MAX = float(np.finfo(np.float16).max)
 
 
 @dataclass(frozen=True)
@@ -58,13 +62,24 @@ def affine_params(lo: float, hi: float, dtype: str, symmetric: bool) -> tuple[fl
         bound = max(abs(lo), abs(hi))
         if bound == 0.0:
             bound = _DEGENERATE_RANGE
-        return max(bound / qmax, MIN_ACTIVATION_SCALE.get(dtype, 0.0)), 0
+        return fp16_representable(max(bound / qmax, MIN_ACTIVATION_SCALE.get(dtype, 0.0)), dtype), 0
     if hi - lo == 0.0:
         hi = _DEGENERATE_RANGE
-    scale = max((hi - lo) / (qmax - qmin), MIN_ACTIVATION_SCALE.get(dtype, 0.0))
+    scale = fp16_representable(max((hi - lo) / (qmax - qmin), MIN_ACTIVATION_SCALE.get(dtype, 0.0)), dtype)
     zero_from_min = qmin - lo / scale
     zero_point = int(np.clip(np.round(zero_from_min), qmin, qmax))
     return scale, zero_point
+
+
+def fp16_representable(scale: float, dtype: str) -> float:
+    """The smallest fp16 value >= scale for 8- and 4-bit encodings (so no value leaves the range it was
+    given); other types, and scales beyond fp16's range, are returned unchanged."""
+    if dtype not in FP16_SCALE_DTYPES or not 0.0 < scale <= _FP16_MAX:
+        return float(scale)
+    half = np.float16(scale)
+    if float(half) < scale:
+        half = np.nextafter(half, np.float16(np.inf))
+    return float(half)
 
 
 def symmetric_weight_scales(w: np.ndarray, axis: int | None, qmax: int) -> np.ndarray:
