@@ -12,6 +12,15 @@ from edgeq.verify.fidelity import FidelityReport
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str):
+    # Core ML pieces import coremltools, which takes a second: loaded on first use only.
+    if name == "ImageInput":
+        from edgeq.export.coreml_writer import ImageInput
+
+        return ImageInput
+    raise AttributeError(f"module 'edgeq' has no attribute {name!r}")
+
+
 def from_keras(model, input_shapes=None, name=None) -> FloatModel:
     """A Keras model as a float graph (TFLiteConverter, float mode, static batch 1)."""
     from edgeq.frontends.keras import from_keras as _from_keras
@@ -53,6 +62,7 @@ __all__ = [
     "EdgeqError",
     "FidelityReport",
     "FloatModel",
+    "ImageInput",
     "QuantPlan",
     "QuantizedModel",
     "calibration",

@@ -46,6 +46,13 @@ class QuantizedModel:
     def size_bytes(self) -> int:
         return len(self.tflite)
 
+    def export_coreml(self, path: str | os.PathLike, mode: str = "w8a8", **options) -> Path:
+        """The same plan as a Core ML .mlpackage: mode fp16, w8, w8a8 or w4; options are those of
+        edgeq.export.coreml_writer.export_coreml (image_input, class_labels, minimum_os, author, ...)."""
+        from edgeq.export.coreml_writer import export_coreml
+
+        return export_coreml(self, path, mode=mode, **options)
+
 
 _IO_DTYPES = {"float32", "int8", "int16"}
 

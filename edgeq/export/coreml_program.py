@@ -1,0 +1,243 @@
+"""The state of one TFLite-graph-to-MIL lowering: values with their layouts, constants, and the plan's encodings.
+
+TFLite tensors are channel-last; MIL's convolutions, pools and resizes are channel-first. Each lowered value
+carries `perm`: MIL axis i holds TFLite axis perm[i]. Ops that need channel-first ask for it, elementwise ops
+keep whatever layout they are given, axis ops remap their axes, and a TRANSPOSE only composes perms. So a
+transpose is emitted only where a layout really changes (none at all in a plain conv net with an NCHW image).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import coremltools as ct
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import types
+
+from edgeq.errors import PlanError
+from edgeq.ir.graph import Graph
+from edgeq.quant.plan import Encoding, QuantPlan
+
+NCHW = (0, 3, 1, 2)  # MIL channel-first axes of a TFLite NHWC tensor
+# How each mode stores weights and whether activations pass through quantize/dequantize.
+MODES = ("fp16", "w8", "w8a8", "w4")
+
+
+def identity(rank: int) -> tuple[int, ...]:
+    return tuple(range(rank))
+
+
+def mil_name(name: str) -> str:
+    """A MIL/Core ML identifier for a TFLite tensor name (letters, digits and underscores, not digit-first)."""
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return clean if clean and not clean[0].isdigit() else f"t_{clean}"
+
+
+@dataclass
+class Value:
+    var: object  # a MIL Var
+    perm: tuple[int, ...]  # MIL axis i holds TFLite axis perm[i]
+
+    @property
+    def rank(self) -> int:
+        return len(self.perm)
+
+
+@dataclass
+class Lowering:
+    """Everything the op lowerings share. `ints` holds the integer constants of the rendered .tflite graph by
+    tensor name: the exporter copies those integers, it never quantizes a weight itself."""
+
+    graph: Graph
+    plan: QuantPlan
+    mode: str
+    ints: dict[str, np.ndarray]
+    opset: object  # coremltools.target
+    float_ops: set[int] = field(default_factory=set)
+    values: dict[int, Value] = field(default_factory=dict)
+    used_names: set[str] = field(default_factory=set)
+    layouts: dict[str, list[int]] = field(default_factory=dict)  # MIL name -> perm, where not identity
+
+    # ---- names -------------------------------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        name, n = mil_name(base), 1
+        while name in self.used_names:
+            n += 1
+            name = f"{mil_name(base)}_{n}"
+        self.used_names.add(name)
+        return name
+
+    def tname(self, t: int) -> str:
+        return self.graph.tensors[t].name
+
+    # ---- layouts -----------------------------------------------------------------------------------------
+    def to_perm(self, v: Value, perm: tuple[int, ...], hint: str) -> Value:
+        if v.perm == perm:
+            return v
+        if len(perm) != v.rank:
+            raise PlanError(f"internal: layout of rank {v.rank} asked as rank {len(perm)} at {hint}")
+        # new MIL axis i holds TFLite axis perm[i], found in the old MIL var at axis v.perm.index(perm[i]).
+        order = [v.perm.index(p) for p in perm]
+        return Value(mb.transpose(x=v.var, perm=order, name=self.fresh(f"{hint}__transpose")), perm)
+
+    # ---- reading tensors ---------------------------------------------------------------------------------
+    def value(self, t: int, perm: tuple[int, ...] | None = None, hint: str = "") -> Value:
+        """Tensor t as a MIL value, in layout `perm` when given (a constant is laid out directly)."""
+        tensor = self.graph.tensors[t]
+        if tensor.is_constant:
+            data = self.constant_values(t)
+            p = perm if perm is not None else identity(data.ndim)
+            return Value(self.const(np.transpose(data, p) if data.ndim else data, tensor.name), p)
+        if t not in self.values:
+            raise PlanError(f'internal: tensor "{tensor.name}" read before it was produced')
+        v = self.values[t]
+        return v if perm is None else self.to_perm(v, perm, hint or tensor.name)
+
+    def const(self, data: np.ndarray, base: str):
+        """A compute-typed (fp16) constant, or an integer constant as is."""
+        arr = np.asarray(data)
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float16)
+        return mb.const(val=arr, name=self.fresh(base))
+
+    def constant_values(self, t: int) -> np.ndarray:
+        """A non-weight constant as the model computes with it: under w8a8 the dequantized plan integers
+        (what the integer model sees), otherwise the float data."""
+        tensor = self.graph.tensors[t]
+        enc = self.plan.tensors.get(tensor.name)
+        if self.mode == "w8a8" and enc is not None and tensor.name in self.ints:
+            return dequantize(self.ints[tensor.name], enc, tensor.shape)
+        data = np.asarray(tensor.data)
+        return data.astype(np.float32) if data.dtype.kind == "f" else data
+
+    def static(self, t: int) -> np.ndarray:
+        """A constant operand that parametrizes an op (shape, axes, paddings...)."""
+        tensor = self.graph.tensors[t]
+        if not tensor.is_constant:
+            raise PlanError(f'tensor "{tensor.name}" must be constant for Core ML (dynamic shapes are not exported)')
+        return np.asarray(tensor.data)
+
+    # ---- writing tensors ---------------------------------------------------------------------------------
+    def encoding(self, t: int) -> Encoding | None:
+        return self.plan.tensors.get(self.tname(t))
+
+    def activations_quantized(self) -> bool:
+        return self.mode == "w8a8"
+
+    def emit(self, t: int, var, perm: tuple[int, ...], op_index: int | None = None) -> Value:
+        """Register the value of tensor t; under w8a8 pass it through the plan's int8 encoding first."""
+        enc = self.encoding(t)
+        name = self.tname(t)
+        if self.activations_quantized() and enc is not None and op_index not in self.float_ops:
+            var = self.fake_quant(var, enc, name)
+        v = Value(var, perm)
+        self.values[t] = v
+        if perm != identity(len(perm)):
+            self.layouts[var.name] = list(perm)
+        return v
+
+    def fake_quant(self, var, enc: Encoding, name: str):
+        """quantize -> dequantize with the plan's per-tensor encoding: the integers the .tflite holds."""
+        if enc.dtype not in ("int8", "uint8") or enc.per_channel:
+            raise PlanError(
+                f'tensor "{name}": w8a8 needs per-tensor int8/uint8 activations, the plan has {enc.dtype} '
+                f"with {len(enc.scale)} scales (Core ML quantize takes int8 and uint8 only)"
+            )
+        scale = half_exact(enc.scale[0], name)
+        zp = np.int8(enc.zero_point[0]) if enc.dtype == "int8" else np.uint8(enc.zero_point[0])
+        q = mb.quantize(
+            input=var, scale=scale, zero_point=zp, output_dtype=enc.dtype, name=self.fresh(f"{name}__q")
+        )
+        return mb.dequantize(input=q, scale=scale, zero_point=zp, name=self.fresh(name))
+
+    def out_name(self, t: int, suffix: str = "") -> str:
+        """Name of an op's result: the TFLite tensor's own name when nothing follows it (fp16/w8/w4)."""
+        enc = self.encoding(t)
+        if self.activations_quantized() and enc is not None:
+            suffix = suffix or "__f"
+        return self.fresh(self.tname(t) + suffix)
+
+    # ---- weights -----------------------------------------------------------------------------------------
+    def weight(self, t: int, to_mil: tuple[int, ...], op_index: int):
+        """A weight operand in MIL layout (TFLite axes permuted by `to_mil`): an fp16 constant in fp16 mode
+        or for ops left float; otherwise the rendered integers behind a constexpr dequantization with the
+        plan's scales (int8 per channel: constexpr_affine_dequantize, or blockwise_shift_scale from iOS18;
+        int4 per block / per channel: constexpr_blockwise_shift_scale)."""
+        tensor = self.graph.tensors[t]
+        enc = self.encoding(t)
+        if not tensor.is_constant:
+            return self.value(t, perm=to_mil).var
+        if self.mode == "fp16" or enc is None or op_index in self.float_ops:
+            return self.const(np.transpose(np.asarray(tensor.data, dtype=np.float32), to_mil), tensor.name)
+        if tensor.name not in self.ints:
+            raise PlanError(f'weight "{tensor.name}" has a plan encoding but no integers in the rendered model')
+        q = np.transpose(self.ints[tensor.name].reshape(tensor.shape), to_mil)
+        scale = weight_scales(enc, tensor.shape, to_mil, tensor.name)
+        name = self.fresh(tensor.name)
+        if enc.dtype == "int4":
+            return mb.constexpr_blockwise_shift_scale(data=q.astype(types.np_int4_dtype), scale=scale, name=name)
+        if enc.dtype != "int8":
+            raise PlanError(f'weight "{tensor.name}": Core ML weights are int8 or int4, the plan has {enc.dtype}')
+        if any(z != 0 for z in enc.zero_point):
+            raise PlanError(f'weight "{tensor.name}": symmetric weights expected, the plan has nonzero zero points')
+        if self.opset >= ct.target.iOS18:
+            return mb.constexpr_blockwise_shift_scale(data=q.astype(np.int8), scale=scale, name=name)
+        axis = to_mil.index(enc.axis) if enc.per_channel else 0
+        flat = scale.reshape(-1)
+        return mb.constexpr_affine_dequantize(
+            quantized_data=q.astype(np.int8),
+            zero_point=np.zeros(flat.shape, np.int8) if enc.per_channel else np.int8(0),
+            scale=flat if enc.per_channel else flat[0],
+            axis=axis,
+            name=name,
+        )
+
+    def bias(self, t: int, op_index: int):
+        """A bias as fp16: the dequantized int32 plan values under w8a8 (what the integer model adds), else
+        the float bias."""
+        tensor = self.graph.tensors[t]
+        enc = self.encoding(t)
+        if self.mode == "w8a8" and enc is not None and op_index not in self.float_ops and tensor.name in self.ints:
+            return self.const(dequantize(self.ints[tensor.name], enc, tensor.shape).reshape(-1), tensor.name)
+        return self.const(np.asarray(tensor.data, dtype=np.float32).reshape(-1), tensor.name)
+
+
+def half_exact(scale: float, where: str) -> np.float16:
+    """A plan scale as fp16; the plan keeps 8-bit scales fp16-representable, anything else is refused."""
+    half = np.float16(scale)
+    if float(half) != float(np.float32(scale)):
+        raise PlanError(
+            f'tensor "{where}": scale {scale!r} is not representable in fp16, so Core ML cannot carry it exactly '
+            f"(plans made by this edgeq keep 8-bit scales fp16-representable: re-plan)"
+        )
+    return half
+
+
+def weight_scales(enc: Encoding, shape: tuple[int, ...], to_mil: tuple[int, ...], where: str) -> np.ndarray:
+    """The plan's weight scales as an fp16 array of the weight's rank in MIL layout: size C on the channel
+    axis (per channel), [out, in / block] for blockwise FC weights, all ones when per tensor."""
+    scales = np.asarray([half_exact(s, where) for s in enc.scale], dtype=np.float16)
+    rank = len(shape)
+    if getattr(enc, "block_size", 0):
+        if rank != 2 or enc.axis != 0:
+            raise PlanError(f'weight "{where}": blockwise scales are planned for [out, in] weights only')
+        blocked = scales.reshape(shape[0], shape[1] // enc.block_size)
+        return np.transpose(blocked, to_mil)
+    tfl_shape = [1] * rank
+    if enc.per_channel:
+        tfl_shape[enc.axis] = scales.size
+    return np.transpose(scales.reshape(tfl_shape), to_mil)
+
+
+def dequantize(q: np.ndarray, enc: Encoding, shape: tuple[int, ...]) -> np.ndarray:
+    """(q - zero_point) * scale in float64 then float32, per channel along enc.axis."""
+    q = np.asarray(q, dtype=np.float64).reshape(shape)
+    scale = np.asarray(enc.scale, dtype=np.float64)
+    zp = np.asarray(enc.zero_point, dtype=np.float64)
+    if scale.size > 1:
+        bshape = [1] * q.ndim
+        bshape[enc.axis] = -1
+        scale, zp = scale.reshape(bshape), zp.reshape(bshape)
+    return ((q - zp) * scale).astype(np.float32)
