@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from edgeq.calibrate.observers import OBSERVERS
-from edgeq.errors import EdgeqError
+from edgeq.errors import EdgeqError, PlanError
+from edgeq.quant.schemes import SCHEMES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="float .tflite file")
     c.add_argument("--calib", help="image folder, or .npy / .npz of float32 inputs (batch first)")
     c.add_argument("--plan", help="apply this QuantPlan JSON instead of calibrating")
-    c.add_argument("--scheme", default="int8", choices=["int8", "int16x8"])
+    c.add_argument("--scheme", default="int8", choices=sorted(SCHEMES))
     c.add_argument("--io", default="float32", help="input/output type: float32 (default) or the activation type")
     c.add_argument(
         "--observer",
@@ -40,6 +41,25 @@ def _parser() -> argparse.ArgumentParser:
         help="measure fidelity on N calibration samples (0: skip)",
     )
     c.add_argument("-o", "--output", default="dist", help="output folder")
+    c.add_argument(
+        "--targets",
+        default="tflite",
+        help="comma-separated artifacts from the one plan: tflite (Android), coreml (.mlpackage for iOS/macOS)",
+    )
+    c.add_argument(
+        "--coreml-mode",
+        choices=["fp16", "w8", "w8a8", "w4"],
+        help="Core ML rendering (default: w8a8 for int8, w4 for int4 schemes, w8 otherwise)",
+    )
+    c.add_argument("--minimum-os", help="Core ML deployment target, e.g. iOS17 (default: the oldest the mode runs on)")
+    c.add_argument("--class-labels", help="text file, one label per line: the .mlpackage becomes a classifier")
+    c.add_argument(
+        "--image-input",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="Core ML image input (pixels, normalised by --mean/--std inside the model); auto: when --calib is a "
+        "folder of images",
+    )
     c.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -181,14 +201,23 @@ def _convert(args) -> dict:
     out = Path(args.output)
     tflite_path = out / f"{model.name}.{qm.plan.scheme}.tflite"
     plan_path = out / f"{model.name}.{qm.plan.scheme}.plan.json"
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = sorted(set(targets) - {"tflite", "coreml"})
+    if unknown or not targets:
+        raise PlanError(f"--targets {args.targets!r}: known targets are tflite and coreml")
     write_atomic(plan_path, qm.plan.to_json().encode())
-    qm.save(tflite_path)
+    artifacts = {"plan": str(plan_path)}
+    if "tflite" in targets:
+        qm.save(tflite_path)
+        artifacts["tflite"] = str(tflite_path)
+    if "coreml" in targets:
+        artifacts["coreml"] = str(_export_coreml(args, model, qm, out))
     return {
         "ok": True,
         "model": args.model,
         "scheme": qm.plan.scheme,
         "io_dtype": qm.plan.io_dtype,
-        "artifacts": {"tflite": str(tflite_path), "plan": str(plan_path)},
+        "artifacts": artifacts,
         "size_bytes": {"float": len(model.tflite), "quantized": qm.size_bytes},
         "calibration_samples": qm.calibration_samples,
         "float_ops": [f.__dict__ for f in qm.plan.float_ops],
@@ -198,11 +227,30 @@ def _convert(args) -> dict:
     }
 
 
+def _export_coreml(args, model, qm, out: Path) -> Path:
+    """The .mlpackage of the same plan; an image input normalised like the calibration images."""
+    from edgeq.export.coreml_writer import ImageInput
+
+    mode = args.coreml_mode or ("w8a8" if qm.plan.scheme == "int8" else "w4" if "int4" in qm.plan.scheme else "w8")
+    image = None
+    if args.image_input == "yes" or (args.image_input == "auto" and args.calib and Path(args.calib).is_dir()):
+        mean, std = args.mean, args.std
+        if len(std) not in (1, 3) or len(mean) not in (1, 3) or (len(std) == 3 and len(set(std)) > 1):
+            raise PlanError("Core ML image inputs take one scale for all channels: give one --std value")
+        bias = [-m / std[0] for m in mean] if len(mean) == 3 else -mean[0] / std[0]
+        image = ImageInput(scale=1.0 / std[0], bias=bias)
+    path = out / f"{model.name}.{qm.plan.scheme}.{mode}.mlpackage"
+    return qm.export_coreml(
+        path, mode=mode, image_input=image, class_labels=args.class_labels, minimum_os=args.minimum_os
+    )
+
+
 def _print_summary(s: dict) -> None:
     sizes = s["size_bytes"]
+    written = ", ".join(v for k, v in s["artifacts"].items() if k != "tflite")
     print(
-        f"wrote {s['artifacts']['tflite']} ({sizes['quantized'] / 1024:.1f} KiB, "
-        f"{sizes['quantized'] / sizes['float']:.3f}x the float model) and {s['artifacts']['plan']}"
+        f"wrote {s['artifacts'].get('tflite', 'no .tflite')} ({sizes['quantized'] / 1024:.1f} KiB, "
+        f"{sizes['quantized'] / sizes['float']:.3f}x the float model) and {written}"
     )
     print(f"scheme {s['scheme']}, I/O {s['io_dtype']}, {s['calibration_samples']} calibration samples")
     for f in s["float_ops"]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from coremltools.converters.mil import Builder as mb
 
 from edgeq.errors import UnsupportedOpError
+from edgeq.export.coreml_env import mb
 from edgeq.export.coreml_program import NCHW, Lowering, Value, identity
 from edgeq.ir.graph import Op
 
@@ -244,6 +244,10 @@ def _unary(fn: Callable[[object, str], object]) -> Lower:
     return lower
 
 
+def _hard_sigmoid(x, name: str):
+    return mb.sigmoid_hard(x=x, alpha=np.float16(1 / 6), beta=np.float16(0.5), name=name)
+
+
 _UNARY: dict[str, Callable[[object, str], object]] = {
     "RELU": lambda x, n: mb.relu(x=x, name=n),
     "RELU6": lambda x, n: mb.relu6(x=x, name=n),
@@ -259,7 +263,7 @@ _UNARY: dict[str, Callable[[object, str], object]] = {
     "NEG": lambda x, n: mb.mul(x=x, y=np.float16(-1), name=n),
     "SQUARE": lambda x, n: mb.mul(x=x, y=x, name=n),
     "ELU": lambda x, n: mb.elu(x=x, alpha=np.float16(1), name=n),
-    "HARD_SWISH": lambda x, n: mb.mul(x=x, y=mb.sigmoid_hard(x=x, alpha=np.float16(1 / 6), beta=np.float16(0.5), name=n + "__gate"), name=n),
+    "HARD_SWISH": lambda x, n: mb.mul(x=x, y=_hard_sigmoid(x, n + "__gate"), name=n),
 }
 for _kind, _fn in _UNARY.items():
     LOWERINGS[_kind] = _unary(_fn)
@@ -381,9 +385,8 @@ def _pad(L: Lowering, i: int, op: Op) -> None:
     value = 0.0
     if op.kind == "PADV2" and len(op.inputs) > 2:
         value = float(np.asarray(L.constant_values(op.inputs[2])).reshape(-1)[0])
-    _finish(
-        L, i, op, lambda name: mb.pad(x=x.var, pad=flat, mode="constant", constant_val=np.float16(value), name=name), x.perm
-    )
+    fill = np.float16(value)
+    _finish(L, i, op, lambda name: mb.pad(x=x.var, pad=flat, mode="constant", constant_val=fill, name=name), x.perm)
 
 
 @lowers("STRIDED_SLICE")

@@ -11,12 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import coremltools as ct
 import numpy as np
-from coremltools.converters.mil import Builder as mb
-from coremltools.converters.mil.mil import types
 
 from edgeq.errors import PlanError
+from edgeq.export.coreml_env import ct, mb, types
 from edgeq.ir.graph import Graph
 from edgeq.quant.plan import Encoding, QuantPlan
 

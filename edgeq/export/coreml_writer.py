@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import coremltools as ct
 import numpy as np
-from coremltools.converters.mil import Builder as mb
-from coremltools.converters.mil.mil import Function, Program, types
 
 from edgeq.errors import PlanError
+from edgeq.export.coreml_env import Function, Program, ct, mb, no_pass_progress, types
 from edgeq.export.coreml_ops import lower_op
 from edgeq.export.coreml_program import MODES, NCHW, Lowering, Value, identity, mil_name
 from edgeq.frontends.host_ops import host_graph
@@ -87,12 +85,15 @@ def _check_plan(qm: QuantizedModel, mode: str) -> None:
         )
 
 
+_INTEGER_TYPES = ("int8", "uint8", "int16", "int32", "int64", "int4")
+
+
 def _integers(qm: QuantizedModel) -> dict[str, np.ndarray]:
     """The rendered .tflite graph's integer constants by tensor name: what the Android artifact holds."""
     return {
         t.name: np.asarray(t.data)
         for t in qm.graph.tensors
-        if t.data is not None and t.quant is not None and t.dtype in ("int8", "uint8", "int16", "int32", "int64", "int4")
+        if t.data is not None and t.quant is not None and t.dtype in _INTEGER_TYPES
     }
 
 
@@ -229,16 +230,17 @@ def export_coreml(
         classifier = ct.ClassifierConfig(
             _labels(class_labels, graph.tensors[graph.outputs[0]].shape), predicted_probabilities_output=out.name
         )
-    model = ct.convert(
-        prog,
-        convert_to="mlprogram",
-        minimum_deployment_target=target,
-        pass_pipeline=ct.PassPipeline.EMPTY,
-        compute_precision=ct.precision.FLOAT32,  # the program is already fp16: nothing for coremltools to cast
-        inputs=input_types,
-        classifier_config=classifier,
-        skip_model_load=True,
-    )
+    with no_pass_progress():
+        model = ct.convert(
+            prog,
+            convert_to="mlprogram",
+            minimum_deployment_target=target,
+            pass_pipeline=ct.PassPipeline.EMPTY,
+            compute_precision=ct.precision.FLOAT32,  # the program is already fp16: nothing for coremltools to cast
+            inputs=input_types,
+            classifier_config=classifier,
+            skip_model_load=True,
+        )
     model.author = author
     model.version = version
     model.short_description = description or f"{qm.float_model.name}: edgeq {qm.plan.scheme} plan, Core ML mode {mode}"
