@@ -7,12 +7,19 @@ the first TFLite release that runs it). edgeq writes its own files, so it redoes
 rules below follow op_version.cc branch for branch, quirks included, because "what the converter
 writes" is what runtimes and delegates are tested against.
 
-Two deliberate differences from the converter's output:
+Three deliberate differences from the converter's output:
 - The converter shares one operator code per builtin, so every op of a kind gets the highest version
   among them; edgeq's writer keys operator codes by version, so each op keeps its own.
 - For 16x8 models TFLiteConverter (TF 2.21) still runs the deprecated quantizer, which stamps the
   int8 minimum versions of operator_property.cc instead (e.g. int16 SOFTMAX v2, not v3). edgeq
   follows op_version.cc, which the LiteRT exporter applies to the same graph.
+- DEPTHWISE_CONV_2D with int8 activations and INT4 filters is written as version 3 (the int8 one), not
+  7: LiteRT's reference resolver registers versions 1-6 only (register_ref.cc) although its kernel
+  computes INT4 filters, and BUILTIN_REF is edgeq's bit-exact reference. Every runtime that parses an
+  INT4 tensor registers version 3; one too old to know INT4 rejects the file whatever the version.
+
+A FULLY_CONNECTED with blockwise INT4 weights (float input and output) matches no branch of op_version.cc
+and is version 1, as the converter and ai-edge-quantizer write it; every registry takes 1.
 """
 
 from __future__ import annotations
@@ -127,7 +134,7 @@ def _depthwise_conv_2d(s: _Signature) -> int:
     if s.types("int8", "int8", "int8"):
         return 3
     if s.types("int8", "int4", "int8"):
-        return 7
+        return 3  # op_version.cc: 7, which BUILTIN_REF does not register (see the module docstring)
     if s.option("dilationWFactor", 1) != 1 or s.option("dilationHFactor", 1) != 1:
         return 2
     return 1

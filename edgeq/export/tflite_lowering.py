@@ -1,23 +1,28 @@
 """Render a QuantPlan onto a float graph: the integer graph a .tflite file holds.
 
 The plan decides every encoding; this module only applies it: integer constants, quantization
-parameters, and QUANTIZE / DEQUANTIZE where float meets integer (model I/O, ops left float).
+parameters, and QUANTIZE / DEQUANTIZE where float meets integer (model I/O, ops left float, and
+FULLY_CONNECTED ops with blockwise INT4 weights, which LiteRT computes with float activations).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from edgeq.errors import PlanError
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
 from edgeq.quant.plan import Encoding, QuantPlan
-from edgeq.quant.schemes import quantize_array
+from edgeq.quant.schemes import quantize_array, storage_dtype
 
 
 def _quant(enc: Encoding) -> Quantization:
-    return Quantization(scale=enc.scales(), zero_point=enc.zero_points(), axis=enc.axis)
+    return Quantization(scale=enc.scales(), zero_point=enc.zero_points(), axis=enc.axis, block_size=enc.block_size)
+
+
+def _blockwise_ops(graph: Graph, plan: QuantPlan) -> set[int]:
+    """Ops reading a blockwise weight: LiteRT's blockwise FULLY_CONNECTED takes float input and output."""
+    blockwise = {name for name, enc in plan.tensors.items() if enc.block_size}
+    return {i for i, op in enumerate(graph.ops) if any(graph.tensors[t].name in blockwise for t in op.inputs if t >= 0)}
 
 
 def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
@@ -27,9 +32,10 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
     missing = [n for n in plan.tensors if n not in by_name]
     if missing:
         raise PlanError(f"plan names {len(missing)} tensors the graph does not have, e.g. {missing[:3]}")
-    float_ops = {f.index for f in plan.float_ops}
-    # Tensors stored as integers in the file: everything the plan encodes, except graph I/O kept float
-    # and values produced by ops left float (they get a QUANTIZE after them instead).
+    # Ops computing in float: those the plan leaves float, and blockwise FULLY_CONNECTED (whose weight
+    # alone is integer). Tensors stored as integers in the file: everything the plan encodes, except graph
+    # I/O kept float and values produced by float-computing ops (they get a QUANTIZE after them instead).
+    float_ops = {f.index for f in plan.float_ops} | _blockwise_ops(out, plan)
     producers = out.producers()
     float_io = plan.io_dtype == "float32"
     native_float = set()
@@ -83,8 +89,8 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
             if (i, pos) in requantize:
                 inputs[pos] = _requantized(out, new_ops, t, plan.tensors[requantize[(i, pos)]], i)
         for pos, t in enumerate(inputs):
-            if t < 0 or out.tensors[t].name not in plan.tensors:
-                continue
+            if t < 0 or out.tensors[t].name not in plan.tensors or plan.tensors[out.tensors[t].name].block_size:
+                continue  # not encoded, or a blockwise weight: the op reads its integers as they are
             is_float = t in native_float
             if wants_float and not is_float:
                 inputs[pos] = convert(t, to_integer=False)
@@ -153,9 +159,15 @@ def _encode_tensor(tensor: Tensor, enc: Encoding) -> None:
         raise PlanError(f'tensor "{tensor.name}" is {tensor.dtype}, the plan can only encode float32 tensors')
     if tensor.is_constant:
         tensor.data = quantize_array(
-            tensor.data, enc.scales(), enc.zero_points(), enc.axis, enc.dtype, narrow=enc.narrow_range
+            tensor.data,
+            enc.scales(),
+            enc.zero_points(),
+            enc.axis,
+            enc.dtype,
+            narrow=enc.narrow_range,
+            block_size=enc.block_size,
         )
-        if tensor.data.dtype != np.dtype(enc.dtype):
+        if tensor.data.dtype != storage_dtype(enc.dtype):
             raise PlanError(f'tensor "{tensor.name}": quantized to {tensor.data.dtype}, plan says {enc.dtype}')
     tensor.dtype = enc.dtype
     tensor.quant = _quant(enc)

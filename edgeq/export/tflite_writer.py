@@ -25,6 +25,10 @@ def write_tflite(graph: Graph, description: str = "edgeq") -> bytes:
     sub = schema.SubGraphT()
     sub.name = graph.name or "main"
     sub.tensors = [_tensor(t, model.buffers) for t in graph.tensors]
+    for i, t in enumerate(graph.tensors):  # blockwise scales live in fp16 tensors after the graph's own
+        if t.quant is not None and t.quant.block_size:
+            sub.tensors[i].quantization = _blockwise(t, len(sub.tensors))
+            sub.tensors.append(_block_scales(t, model.buffers))
     sub.inputs = list(graph.inputs)
     sub.outputs = list(graph.outputs)
     sub.operators = []
@@ -94,15 +98,46 @@ def _tensor(t: Tensor, buffers: list) -> schema.TensorT:
         buf.data = _encode(t)
         out.buffer = len(buffers)
         buffers.append(buf)
-    if t.quant is not None:
+    if t.quant is not None and not t.quant.block_size:
         q = schema.QuantizationParametersT()
         q.scale = [float(s) for s in t.quant.scale]
         q.zeroPoint = [int(z) for z in t.quant.zero_point]
         q.quantizedDimension = int(t.quant.axis)
-        if t.quant.block_size:
-            raise PlanError(f'tensor "{t.name}": blockwise quantization is not written by this writer yet')
         out.quantization = q
     return out
+
+
+def _blockwise(t: Tensor, scales_index: int) -> schema.QuantizationParametersT:
+    """A BlockwiseQuantization table as LiteRT reads it (interpreter_builder.cc) and ai-edge-quantizer
+    writes it: scales in the fp16 tensor `scales_index`, no zero-point tensor (-1: zero), no scale list."""
+    assert t.quant is not None
+    block = int(t.quant.block_size)
+    tiles = len(t.shape) == 2 and t.shape[1] % block == 0 and t.quant.scale.size * block == t.shape[0] * t.shape[1]
+    if t.dtype != "int4" or not tiles:
+        raise PlanError(
+            f'tensor "{t.name}": blockwise quantization needs a 2-D int4 weight whose rows split into blocks of '
+            f"{block} with one scale each; got {t.dtype} {list(t.shape)} with {t.quant.scale.size} scales"
+        )
+    if np.any(t.quant.zero_point != 0):
+        raise PlanError(f'tensor "{t.name}": blockwise quantization is symmetric, zero points must be 0')
+    details = schema.BlockwiseQuantizationT()
+    details.scales, details.zeroPoints, details.blockSize = scales_index, -1, block
+    q = schema.QuantizationParametersT()
+    q.detailsType = schema.QuantizationDetails.BlockwiseQuantization
+    q.details = details
+    q.quantizedDimension = int(t.quant.axis)
+    return q
+
+
+def _block_scales(t: Tensor, buffers: list) -> schema.TensorT:
+    """The fp16 scales tensor [out, in / block] of a blockwise weight; refuses scales fp16 would change."""
+    assert t.quant is not None
+    scales = np.asarray(t.quant.scale, dtype=np.float32)
+    half = scales.astype(np.float16)
+    if not np.array_equal(half.astype(np.float32), scales) or np.any(half <= 0):
+        raise PlanError(f'tensor "{t.name}": blockwise scales must be positive fp16 values, the plan\'s are not')
+    shape = (t.shape[0], t.shape[1] // int(t.quant.block_size))
+    return _tensor(Tensor(name=f"{t.name}_scales", shape=shape, dtype="float16", data=half.reshape(shape)), buffers)
 
 
 def _encode(t: Tensor) -> np.ndarray:

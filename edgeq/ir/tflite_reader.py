@@ -54,6 +54,10 @@ def _to_graph(model: schema.ModelT, data: bytes, where: str) -> Graph:
     buffers = model.buffers or []
     codes = model.operatorCodes or []
     tensors = [_tensor(t, i, buffers, data, where) for i, t in enumerate(sub.tensors or [])]
+    for i, t in enumerate(sub.tensors or []):
+        q = t.quantization
+        if q is not None and q.detailsType == schema.QuantizationDetails.BlockwiseQuantization:
+            tensors[i].quant = _blockwise(q, i, tensors, where)
     ops = [_op(o, i, codes, len(tensors), where) for i, o in enumerate(sub.operators or [])]
     inputs = _indices(sub.inputs, len(tensors), f"{where}: subgraph input")
     outputs = _indices(sub.outputs, len(tensors), f"{where}: subgraph output")
@@ -115,14 +119,33 @@ def _tensor(t: schema.TensorT, index: int, buffers: list, data: bytes, where: st
     q = t.quantization
     if q is not None and q.scale is not None and len(q.scale) > 0:
         zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(q.scale), dtype=np.int64)
-        block = q.details.blockSize if q.details is not None and hasattr(q.details, "blockSize") else 0
-        quant = Quantization(
-            scale=np.asarray(q.scale, dtype=np.float32),
-            zero_point=zp,
-            axis=int(q.quantizedDimension),
-            block_size=int(block),
-        )
+        quant = Quantization(scale=np.asarray(q.scale, dtype=np.float32), zero_point=zp, axis=int(q.quantizedDimension))
     return Tensor(name=name, shape=shape, dtype=dtype, data=array, quant=quant, shape_signature=signature)
+
+
+def _blockwise(q: schema.QuantizationParametersT, index: int, tensors: list[Tensor], where: str) -> Quantization:
+    """A BlockwiseQuantization table read back into scales per block (flattened [out][in / block]) and zero
+    points (0 when the table names no zero-point tensor), from the constant tensors it points at."""
+    what = f'{where}: tensor {index} "{tensors[index].name}" blockwise quantization'
+    details = q.details
+    block = int(details.blockSize) if details is not None else 0
+    shape = tensors[index].shape
+    count = int(np.prod(shape)) if shape else 1
+    if block <= 0 or len(shape) != 2 or shape[1] % block:
+        raise ModelFormatError(f"{what}: block size {block} does not divide the rows of shape {list(shape)}")
+
+    def values(t: int, kind: str) -> np.ndarray:
+        if not 0 <= t < len(tensors) or tensors[t].data is None:
+            raise ModelFormatError(f"{what}: {kind} tensor {t} is not a constant tensor of the subgraph")
+        flat = np.asarray(tensors[t].data).reshape(-1)
+        if flat.size * block != count:
+            raise ModelFormatError(f"{what}: {kind} tensor {t} holds {flat.size} values, {count // block} blocks")
+        return flat
+
+    scale = values(int(details.scales), "scale").astype(np.float32)
+    zp_index = int(details.zeroPoints)
+    zero_point = values(zp_index, "zero-point").astype(np.int64) if zp_index >= 0 else np.zeros(scale.size, np.int64)
+    return Quantization(scale=scale, zero_point=zero_point, axis=int(q.quantizedDimension), block_size=block)
 
 
 def _buffer_bytes(buf: schema.BufferT, data: bytes, where: str) -> bytes:

@@ -18,7 +18,11 @@ PLAN_FORMAT = "edgeq.quantplan/1"
 class Encoding:
     """How one tensor is stored: real = scale * (q - zero_point), per channel along `axis` when
     there is more than one scale. `rule` records why the plan chose it (calibrated range, fixed by
-    the op, shared with a same-encoding group, derived for a bias...), so a reviewer can diff plans."""
+    the op, shared with a same-encoding group, derived for a bias...), so a reviewer can diff plans.
+
+    With block_size B > 0 the tensor is a 2-D [out, in] weight quantized per block of B consecutive
+    inputs: scale (and zero_point) hold one entry per block, flattened row-major [out][in / B], so every
+    exporter (TFLite BlockwiseQuantization, Core ML constexpr_blockwise_shift_scale) reads the same list."""
 
     dtype: str  # int8, int16, int32, int64, uint8, int4
     scale: list[float]
@@ -26,6 +30,7 @@ class Encoding:
     axis: int = 0
     rule: str = ""
     narrow_range: bool = False  # weights use [-127, 127] so that -q never overflows (TFLite spec)
+    block_size: int = 0  # 0: per-tensor or per-channel; B > 0: per block of B along the last axis
 
     @property
     def per_channel(self) -> bool:

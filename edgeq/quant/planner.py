@@ -11,7 +11,15 @@ from edgeq.errors import PlanError, UnsupportedOpError
 from edgeq.ir.graph import Graph, Op
 from edgeq.quant.op_rules import RULES, SHAPE_OPS, OpRule
 from edgeq.quant.plan import Encoding, FloatOp, QuantPlan, Requantize
-from edgeq.quant.schemes import Scheme, affine_params, fp16_representable, qrange, symmetric_weight_scales
+from edgeq.quant.schemes import (
+    Scheme,
+    affine_params,
+    fp16_bf16_ceil,
+    fp16_representable,
+    qrange,
+    symmetric_weight_scales,
+)
+from edgeq.quant.weight_scales import mse_scales, weight_groups
 
 # A per-channel weight scale is never allowed to make the channel's output multiplier
 # (in_scale * w_scale / out_scale) smaller than this: below 2**-31 LiteRT rounds it to zero, and a
@@ -22,6 +30,8 @@ _MIN_OUTPUT_MULTIPLIER = 2.0**-24
 _SUSPECT_RANGE = 1e6
 # Headroom kept below the int32 limit when a bias is quantized with in_scale * w_scale.
 _BIAS_HEADROOM = 0.5
+_FP16_MAX = float(np.finfo(np.float16).max)
+_FP16_MIN_NORMAL = float(np.finfo(np.float16).smallest_normal)
 
 
 @dataclass
@@ -151,6 +161,8 @@ def build_plan(
     # only float ops touch stay float, and the lowering puts DEQUANTIZE / QUANTIZE where the two meet.
     _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme)
     _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme)
+    if scheme.weight_dtype == "int4":
+        _note_int8_batch_matmul_constants(graph, plan, quantized)
     plan.requantize = [
         Requantize(op=i, input=pos, like=graph.tensors[graph.ops[i].outputs[0]].name) for i, pos in requantize
     ]
@@ -217,12 +229,63 @@ def _op_scales(graph: Graph, plan: QuantPlan, op: Op, kind: str) -> tuple[float,
     return in_enc.scale[0], out_enc.scale[0]
 
 
+# Ops LiteRT runs with INT4 weights: per-channel INT4 with int8 activations (REF and TFLM kernels), and
+# FULLY_CONNECTED also blockwise with float activations (XNNPACK, LiteRT's optimized builtin kernel).
+_INT4_WEIGHT_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+
+
+def _weight_format(graph: Graph, plan: QuantPlan, op: Op, w: np.ndarray, scheme: Scheme) -> tuple[str, int]:
+    """(dtype, block size) of one weight under the scheme; falls back, with a note, where INT4 cannot go."""
+    if scheme.weight_dtype != "int4":
+        return scheme.weight_dtype, 0
+    out = graph.tensors[op.outputs[0]].name
+    if op.kind not in _INT4_WEIGHT_OPS:
+        plan.notes.append(f"{op.kind} '{out}': LiteRT has no INT4 kernel for it; its weights stay int8")
+        return "int8", 0
+    block = scheme.block_size if op.kind == "FULLY_CONNECTED" else 0
+    if block and (w.ndim != 2 or w.shape[1] % block):
+        plan.notes.append(
+            f"FULLY_CONNECTED '{out}': {w.shape[-1]} inputs are not a multiple of the block size {block}; "
+            f"its weights are per-channel INT4 instead"
+        )
+        block = 0
+    return "int4", block
+
+
+def _note_int8_batch_matmul_constants(graph: Graph, plan: QuantPlan, quantized: list[bool]) -> None:
+    """A constant BATCH_MATMUL operand is encoded like an activation (int8): say so under an INT4 scheme."""
+    for i, op in enumerate(graph.ops):
+        if quantized[i] and op.kind == "BATCH_MATMUL" and any(graph.tensors[t].is_constant for t in op.inputs[:2]):
+            plan.notes.append(
+                f"BATCH_MATMUL '{graph.tensors[op.outputs[0]].name}': LiteRT has no INT4 kernel for it; "
+                f"its constant operand stays int8"
+            )
+
+
 def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Scheme) -> None:
-    _, wmax = qrange(scheme.weight_dtype)
     floored_total = 0
     for t, (op_index, axis) in sorted(weight_slots.items()):
         op = graph.ops[op_index]
         w = graph.tensors[t].data
+        dtype, block = _weight_format(graph, plan, op, w, scheme)
+        _, wmax = qrange(dtype)
+        if block:
+            # Computed in float (the kernel quantizes the activations on the fly): no integer multiplier or
+            # bias to protect. Scales are normal fp16, so a block that would underflow gets the smallest normal
+            # one: LiteRT's XNNPACK delegate at HEAD refuses subnormal scales (CheckFp16Scale), 2.3 still runs them.
+            scales = mse_scales(weight_groups(w, axis, block), wmax, _FP16_MIN_NORMAL, ceil=fp16_bf16_ceil)
+            if np.max(scales) > _FP16_MAX:
+                raise PlanError(f"{graph.where(op_index)}: weights reach {np.max(np.abs(w)):.3g}, beyond fp16 scales")
+            plan.tensors[graph.tensors[t].name] = Encoding(
+                dtype=dtype,
+                scale=[float(s) for s in scales],
+                zero_point=[0] * scales.size,
+                axis=axis,
+                rule=f"symmetric INT4 weights per block of {block} inputs, fp16 and bf16 scales chosen by weight MSE",
+                narrow_range=True,
+                block_size=block,
+            )
+            continue
         scales = symmetric_weight_scales(w, axis, wmax)
         in_scale, out_scale = _op_scales(graph, plan, op, op.kind)
         floor = np.full_like(scales, _MIN_OUTPUT_MULTIPLIER * out_scale / in_scale)
@@ -241,15 +304,20 @@ def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Sche
                 f"channels have near-zero weights (max |w| {float(np.min(scales) * wmax):.3g}); their scale "
                 f"was raised so the bias stays representable and the output multiplier does not vanish"
             )
-        scales = np.maximum(scales, floor)
-        scales = np.where(scales > 0, scales, 1.0)
-        scales = np.asarray([fp16_representable(float(s), scheme.weight_dtype) for s in scales])
+        if dtype == "int4":
+            scales = mse_scales(weight_groups(w, axis), wmax, floor)
+            how = "per-channel INT4 weights, scales chosen by weight MSE"
+        else:
+            scales = np.maximum(scales, floor)
+            scales = np.where(scales > 0, scales, 1.0)
+            scales = np.asarray([fp16_representable(float(s), dtype) for s in scales])
+            how = "per-channel weights"
         plan.tensors[graph.tensors[t].name] = Encoding(
-            dtype=scheme.weight_dtype,
+            dtype=dtype,
             scale=[float(s) for s in scales.astype(np.float32)],
             zero_point=[0] * scales.size,
             axis=axis,
-            rule=f"symmetric per-channel weights, axis {axis}",
+            rule=f"symmetric {how}, axis {axis}",
             narrow_range=True,
         )
     for t, op_index in sorted(bias_slots.items()):
@@ -260,6 +328,8 @@ def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Sche
         w_enc = plan.tensors.get(w_name)
         if w_enc is None:
             raise PlanError(f"{graph.where(op_index)}: weight '{w_name}' has no encoding, bias cannot be derived")
+        if w_enc.block_size:
+            continue  # a blockwise FULLY_CONNECTED computes in float: its bias stays float32
         n = graph.tensors[t].data.size
         w_scales = np.asarray(w_enc.scale, dtype=np.float64)
         if w_scales.size not in (1, n):

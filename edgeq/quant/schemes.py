@@ -28,17 +28,24 @@ class Scheme:
 
     name: str
     activation_dtype: str  # int8 or int16
-    weight_dtype: str  # int8
+    weight_dtype: str  # int8 or int4
     bias_dtype: str  # int32 or int64
+    block_size: int = 0  # > 0: FULLY_CONNECTED weights per block of this many inputs (INT4 only)
 
     @property
     def activation_symmetric(self) -> bool:
         return self.activation_dtype == "int16"
 
 
+# INT4 block sizes offered: XNNPACK computes blockwise FULLY_CONNECTED for multiples of 32; LiteRT's builtin
+# kernel takes any size, so 16 runs too, only without XNNPACK.
+INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)
+
 SCHEMES: dict[str, Scheme] = {
     "int8": Scheme("int8", "int8", "int8", "int32"),
     "int16x8": Scheme("int16x8", "int16", "int8", "int64"),
+    "int4-channel": Scheme("int4-channel", "int8", "int4", "int32"),
+    **{f"int4-block{b}": Scheme(f"int4-block{b}", "int8", "int4", "int32", b) for b in INT4_BLOCK_SIZES},
 }
 
 
@@ -49,6 +56,8 @@ def get_scheme(name: str) -> Scheme:
 
 
 def qrange(dtype: str) -> tuple[int, int]:
+    if dtype == "int4":  # numpy has no 4-bit type: int4 values live in int8 arrays
+        return -8, 7
     info = np.iinfo(np.dtype(dtype))
     return int(info.min), int(info.max)
 
@@ -74,12 +83,30 @@ def affine_params(lo: float, hi: float, dtype: str, symmetric: bool) -> tuple[fl
 def fp16_representable(scale: float, dtype: str) -> float:
     """The smallest fp16 value >= scale for 8- and 4-bit encodings (so no value leaves the range it was
     given); other types, and scales beyond fp16's range, are returned unchanged."""
-    if dtype not in FP16_SCALE_DTYPES or not 0.0 < scale <= _FP16_MAX:
+    if dtype not in FP16_SCALE_DTYPES:
         return float(scale)
-    half = np.float16(scale)
-    if float(half) < scale:
-        half = np.nextafter(half, np.float16(np.inf))
-    return float(half)
+    return float(fp16_ceil(np.asarray([scale], dtype=np.float64))[0])
+
+
+def fp16_ceil(scales: np.ndarray) -> np.ndarray:
+    """fp16_representable for an array of scales (float64 out): each positive scale within fp16's range
+    becomes the smallest fp16 value >= it; a scale below fp16's smallest subnormal becomes that subnormal."""
+    scales = np.asarray(scales, dtype=np.float64)
+    inside = (scales > 0.0) & (scales <= _FP16_MAX)
+    half = np.where(inside, scales, 1.0).astype(np.float16)
+    half = np.where(half.astype(np.float64) < scales, np.nextafter(half, np.float16(np.inf)), half)
+    return np.where(inside, half.astype(np.float64), scales)
+
+
+def fp16_bf16_ceil(scales: np.ndarray) -> np.ndarray:
+    """The smallest value >= each scale that fp16 and bf16 both hold exactly (float64 out), for scales from
+    fp16's smallest normal (2^-14) to its largest; larger ones come back unchanged. Blockwise INT4 scales are
+    stored as fp16, and XNNPACK (the kernel that runs them) converts them to bf16 (round to nearest: measured
+    on LiteRT 2.3): on both grids, every runtime multiplies by exactly the plan's scale."""
+    f32 = np.asarray(scales, dtype=np.float64).astype(np.float32)
+    f32 = np.where(f32.astype(np.float64) < scales, np.nextafter(f32, np.float32(np.inf)), f32)
+    bf16 = ((f32.view(np.uint32).astype(np.uint64) + 0xFFFF) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+    return fp16_ceil(bf16.astype(np.float64))
 
 
 def symmetric_weight_scales(w: np.ndarray, axis: int | None, qmax: int) -> np.ndarray:
@@ -90,21 +117,40 @@ def symmetric_weight_scales(w: np.ndarray, axis: int | None, qmax: int) -> np.nd
     return np.max(np.abs(moved), axis=1) / qmax
 
 
+def storage_dtype(dtype: str) -> np.dtype:
+    """The numpy type holding a tensor's integers in memory: int4 values live in int8 arrays."""
+    return np.dtype(np.int8) if dtype == "int4" else np.dtype(dtype)
+
+
 def quantize_array(
-    x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int, dtype: str, narrow: bool = False
+    x: np.ndarray,
+    scale: np.ndarray,
+    zero_point: np.ndarray,
+    axis: int,
+    dtype: str,
+    narrow: bool = False,
+    block_size: int = 0,
 ) -> np.ndarray:
-    """round(x / scale) + zero_point, clipped; per channel along `axis` when scale has several entries.
-    `narrow` keeps int8 weights in [-127, 127] as the spec requires."""
+    """round(x / scale) + zero_point, clipped; per channel along `axis` when scale has several entries, or
+    per block of `block_size` along the last axis of a 2-D x (scales flattened row-major [rows][blocks]).
+    `narrow` keeps weights in [-qmax, qmax] as the spec requires (int8 [-127, 127], int4 [-7, 7])."""
     x = np.asarray(x, dtype=np.float64)
     scale = np.asarray(scale, dtype=np.float64)
     zero_point = np.asarray(zero_point, dtype=np.int64)
-    if scale.size > 1:
-        shape = [1] * x.ndim
-        shape[axis] = -1
-        scale = scale.reshape(shape)
-        zero_point = zero_point.reshape(shape)
+    shape = x.shape
+    if block_size:
+        if x.ndim != 2 or shape[1] % block_size or scale.size * block_size != x.size:
+            raise PlanError(f"{scale.size} block scales of {block_size} do not tile a weight of shape {list(shape)}")
+        x = x.reshape(shape[0], shape[1] // block_size, block_size)
+        scale = scale.reshape(shape[0], -1, 1)
+        zero_point = zero_point.reshape(shape[0], -1, 1)
+    elif scale.size > 1:
+        bshape = [1] * x.ndim
+        bshape[axis] = -1
+        scale = scale.reshape(bshape)
+        zero_point = zero_point.reshape(bshape)
     qmin, qmax = qrange(dtype)
     if narrow:
         qmin = -qmax
     q = np.round(x / scale) + zero_point
-    return np.clip(q, qmin, qmax).astype(np.dtype(dtype))
+    return np.clip(q, qmin, qmax).astype(storage_dtype(dtype)).reshape(shape)
