@@ -33,3 +33,7 @@ class FrontendError(EdgeqError):
 
 class InputDataError(EdgeqError):
     """Inputs given to run or verify do not match the model (count, shape, dtype, NaN, unreadable file)."""
+
+
+class CoreMLError(EdgeqError):
+    """A Core ML package is malformed, not edgeq's, or uses an op the host evaluator lacks."""
