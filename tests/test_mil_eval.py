@@ -129,6 +129,7 @@ def test_elementwise_and_activations(save: Any) -> None:
             mb.tanh(x=x, name="tanh"),
             mb.leaky_relu(x=x, alpha=0.1, name="leaky_relu"),
             mb.elu(x=x, alpha=1.3, name="elu"),
+            mb.thresholded_relu(x=x, alpha=0.5, name="thresholded_relu"),
             mb.gelu(x=x, mode="EXACT", name="gelu"),
             mb.gelu(x=x, mode="TANH_APPROXIMATION", name="gelu_tanh"),
             mb.silu(x=x, name="silu"),
@@ -171,6 +172,7 @@ def test_elementwise_and_activations(save: Any) -> None:
         "tanh": np.tanh(x),
         "leaky_relu": F.leaky_relu(tx, f32(0.1)),
         "elu": F.elu(tx, f32(1.3)),
+        "thresholded_relu": np.where(x >= 0.5, x, 0),
         "gelu": F.gelu(tx),
         "gelu_tanh": F.gelu(tx, approximate="tanh"),
         "silu": F.silu(tx),
@@ -917,3 +919,38 @@ def test_inputs_are_checked_and_values_kept(small: Path, save: Any) -> None:
     )
     model.user_defined_metadata["com.github.edgeq.version"] = "0.1.0"
     assert MILProgram.load(model.get_spec()).written_by_edgeq
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:Output, .* has been renamed")
+def test_torch_model_converted_with_default_passes(save: Any, tmp_path: Path) -> None:
+    """A peer's package: coremltools' torch frontend, default pass pipeline, fp16 compute precision."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, stride=2, groups=2),
+        torch.nn.Sigmoid(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16, 10),
+        torch.nn.Softmax(-1),
+    ).eval()
+    with torch.no_grad():  # fp16-representable parameters: the package's fp16 weights are then exact
+        for p in net.parameters():
+            p.copy_(p.half().float())
+    x = torch.rand(1, 3, 16, 16)
+    model = ct.convert(
+        torch.jit.trace(net, x),
+        inputs=[ct.TensorType(name="x", shape=x.shape)],
+        minimum_deployment_target=iOS17,
+        skip_model_load=True,
+    )  # `save` only patches ct.convert's gc.collect for this module
+    model.save(str(tmp_path / "torch.mlpackage"))
+    prog = MILProgram.load(tmp_path / "torch.mlpackage")
+    assert {"conv", "max_pool", "linear", "softmax"} <= set(prog.ops)
+    ref = net.double()(x.double()).detach().numpy()
+    exact, device = (prog.run({"x": x.numpy()}, precision=p)[prog.outputs[0]] for p in ("fp32", "fp16"))
+    close(exact, ref, 1e-6)  # float32 rounding of each op only
+    close(device, ref, 2e-3)  # fp16 activations
+    assert np.abs(device - exact).max() > 1e-6

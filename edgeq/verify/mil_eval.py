@@ -80,7 +80,10 @@ class _Reader:
         if kind != "tensorType":
             raise CoreMLError(f"{where}: values of type {kind} are not supported by the host evaluator")
         tt = vt.tensorType
-        name = self.dtype_name(tt.dataType)
+        try:
+            name = self.dtype_name(tt.dataType)
+        except ValueError:
+            name = f"code {tt.dataType}"
         if name not in _DTYPES:
             raise CoreMLError(f"{where}: dtype {name} is not supported by the host evaluator")
         if tt.rank < 0 or any(d.WhichOneof("dimension") == "unknown" and d.unknown.variadic for d in tt.dimensions):
@@ -160,6 +163,8 @@ class MILProgram:
 
         if spec.WhichOneof("Type") != "mlProgram":
             raise CoreMLError(f"model is a {spec.WhichOneof('Type')}, not an ML program (mlProgram)")
+        # A newer specification is read with the newest definitions known here (iOS18); a parameter
+        # added since then is still caught, as an input no implementation reads.
         self.ios = _IOS.get(spec.specificationVersion, 18 if spec.specificationVersion > 9 else 0)
         if not self.ios:
             raise CoreMLError(f"specificationVersion {spec.specificationVersion} predates ML programs")
@@ -226,7 +231,10 @@ class MILProgram:
                     if key in op.inputs:
                         raise CoreMLError(f"{where}: '{key}' is both an input and an attribute")
                     op.inputs[key] = [reader.value(value, f"{where} attribute '{key}'")]
-        known.update(name for name, _ in outputs)
+        for name, _ in outputs:
+            if name in known:
+                raise CoreMLError(f"{where}: output '{name}' redefines a value (MIL is SSA)")
+            known.add(name)
         return op
 
     @classmethod

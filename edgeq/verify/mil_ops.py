@@ -136,11 +136,12 @@ class OpContext:
             self.fail(f"input '{name}' is not a string")
         return data
 
-    def eps(self, name: str, default: float) -> float:
-        """An epsilon input; the default is typed like `x`, as the definitions' default_inputs make it."""
+    def eps(self, name: str, default: float, like_x: bool) -> float:
+        """An epsilon input, or its default: typed like `x` where default_inputs says so (rsqrt, log:
+        1e-12 and 1e-45 are 0 in fp16), else fp32 (the norms' 1e-5), as coremltools materializes them."""
         if name in self.inputs:
             return self.get_float(name)
-        return float(np.float16(default) if self.val("x").dtype == "fp16" else np.float32(default))
+        return float(np.float16(default) if like_x and self.val("x").dtype == "fp16" else np.float32(default))
 
     def axis(self, axis: int, rank: int) -> int:
         if not -rank <= axis < rank:
@@ -244,12 +245,12 @@ def _identity(ctx: OpContext) -> Any:
 
 @op("rsqrt")
 def _rsqrt(ctx: OpContext) -> np.ndarray:
-    return 1.0 / np.sqrt(ctx.tensor("x") + ctx.eps("epsilon", 1e-12))
+    return 1.0 / np.sqrt(ctx.tensor("x") + ctx.eps("epsilon", 1e-12, like_x=True))
 
 
 @op("log")
 def _log(ctx: OpContext) -> np.ndarray:
-    return np.log(ctx.tensor("x") + ctx.eps("epsilon", 1e-45))
+    return np.log(ctx.tensor("x") + ctx.eps("epsilon", 1e-45, like_x=True))
 
 
 @op("clip")
@@ -267,6 +268,12 @@ def _sigmoid_hard(ctx: OpContext) -> np.ndarray:
 def _leaky_relu(ctx: OpContext) -> np.ndarray:
     x = ctx.tensor("x")
     return np.where(x >= 0, x, ctx.get_float("alpha") * x)
+
+
+@op("thresholded_relu")
+def _thresholded_relu(ctx: OpContext) -> np.ndarray:
+    x = ctx.tensor("x")
+    return np.where(x >= ctx.get_float("alpha"), x, 0.0)
 
 
 @op("elu")
@@ -360,7 +367,7 @@ def _batch_norm(ctx: OpContext) -> np.ndarray:
         if v.shape != (c,):
             ctx.fail(f"'{name}' has shape {v.shape}, expected ({c},)")
         params[name] = _channel(v, x.ndim)
-    eps = ctx.eps("epsilon", 1e-5)
+    eps = ctx.eps("epsilon", 1e-5, like_x=False)
     return (x - params["mean"]) / np.sqrt(params["variance"] + eps) * params["gamma"] + params["beta"]
 
 
@@ -372,7 +379,8 @@ def _instance_norm(ctx: OpContext) -> np.ndarray:
     var = np.square(x - mean).mean(axis=axes, keepdims=True)
     gamma = ctx.tensor("gamma") if ctx.has("gamma") else np.ones(x.shape[1])
     beta = ctx.tensor("beta") if ctx.has("beta") else np.zeros(x.shape[1])
-    return (x - mean) / np.sqrt(var + ctx.eps("epsilon", 1e-5)) * _channel(gamma, x.ndim) + _channel(beta, x.ndim)
+    eps = ctx.eps("epsilon", 1e-5, like_x=False)
+    return (x - mean) / np.sqrt(var + eps) * _channel(gamma, x.ndim) + _channel(beta, x.ndim)
 
 
 @op("layer_norm")
@@ -383,7 +391,7 @@ def _layer_norm(ctx: OpContext) -> np.ndarray:
     bshape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
     mean = x.mean(axis=tuple(axes), keepdims=True)
     var = np.square(x - mean).mean(axis=tuple(axes), keepdims=True)
-    out = (x - mean) / np.sqrt(var + ctx.eps("epsilon", 1e-5))
+    out = (x - mean) / np.sqrt(var + ctx.eps("epsilon", 1e-5, like_x=False))
     for name in ("gamma", "beta"):
         if ctx.has(name):
             v = ctx.tensor(name)
@@ -810,7 +818,9 @@ def _pool(ctx: OpContext) -> np.ndarray:
     same = ctx.get_str("pad_type").startswith("same")
     if ceil_mode and same:
         ctx.fail("ceil_mode with pad_type same (not allowed by the definition)")
-    out_sizes, real_counts, counted = [], [], []
+    if ceil_mode and any(pb != pa for pb, pa in pads):
+        ctx.fail(f"ceil_mode with asymmetric padding {pads} (not allowed by the definition)")
+    out_sizes, counted = [], []
     for d, kk, s, (pb, pa) in zip(x.shape[2:], k, strides, pads, strict=True):
         if same:
             o = -(-d // s)
@@ -828,7 +838,6 @@ def _pool(ctx: OpContext) -> np.ndarray:
         if np.any(real <= 0):
             ctx.fail("a pooling window covers no input element (undefined in MIL)")
         out_sizes.append(o)
-        real_counts.append(real)
         # PyTorch ceil-mode convention (the def: "same as PyTorch's ceil mode"): a window is clipped
         # to the padded input; padding inside it counts unless exclude_padding_from_average.
         counted.append(real if exclude else np.minimum(end, d + pa) - start)
@@ -1004,8 +1013,9 @@ def _dequantize(ctx: OpContext) -> np.ndarray:
 @op("constexpr_affine_dequantize")
 def _constexpr_affine_dequantize(ctx: OpContext) -> np.ndarray:
     q = ctx.num("quantized_data")
-    if not ctx.has("axis"):
-        ctx.fail("missing required input 'axis'")
+    for name in ("zero_point", "axis"):  # optional in iOS17 dequantize, required here
+        if not ctx.has(name):
+            ctx.fail(f"missing required input '{name}'")
     scale, zp = _affine_params(ctx, q, "scale", "zero_point")
     return (q - zp) * scale
 
