@@ -721,6 +721,14 @@ def test_blockwise_int4_and_lut_weights(compressed: tuple[Path, dict[str, Any]])
     for name in [n for n in consts if n.startswith("lut")]:
         idx, lut, axis = consts[name]
         close(exact[name], optimize_utils.lut_to_dense(idx, lut, axis), 0.0)
+    stored = prog.constexpr_params("w_uint4")  # the integers and scales as stored, not decoded
+    for key, want in zip(("data", "scale", "offset"), consts["w_uint4"], strict=True):
+        np.testing.assert_array_equal(stored[key], want.astype(stored[key].dtype))
+    assert stored["data"].dtype == np.uint8 and set(prog.constexpr_params("lut_vec")) == {
+        "indices",
+        "lut",
+        "vector_axis",
+    }
 
 
 def test_blob_reader_matches_coremltools(compressed: tuple[Path, dict[str, Any]]) -> None:
@@ -918,7 +926,8 @@ def test_inputs_are_checked_and_values_kept(small: Path, save: Any) -> None:
         pass_pipeline=ct.PassPipeline.EMPTY,
     )
     model.user_defined_metadata["com.github.edgeq.version"] = "0.1.0"
-    assert MILProgram.load(model.get_spec()).written_by_edgeq
+    tagged_prog = MILProgram.load(model.get_spec())
+    assert tagged_prog.written_by_edgeq and tagged_prog.metadata["com.github.edgeq.version"] == "0.1.0"
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:Output, .* has been renamed")

@@ -18,6 +18,7 @@ Integer values are always exact; an integer result outside its type is an error,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -58,6 +59,7 @@ class _Type:
 @dataclass
 class _Op:
     type: str
+    name: str  # the op's `name` attribute (its first output's name when absent)
     outputs: list[tuple[str, _Type]]
     inputs: dict[str, list[str | Val]]  # each binding: the name of an earlier value, or an immediate value
     const: Val | None = None
@@ -66,7 +68,7 @@ class _Op:
 class _Reader:
     """Decodes protobuf Values (immediate or in a weight blob) into held arrays, checking sizes."""
 
-    def __init__(self, dtype_name: Any, weights_dir: Path | None) -> None:
+    def __init__(self, dtype_name: Callable[[int], str], weights_dir: Path | None) -> None:
         self.dtype_name = dtype_name  # MIL_pb2.DataType.Name
         self.weights_dir = weights_dir
         self.blobs: dict[Path, BlobFile] = {}
@@ -176,7 +178,8 @@ class MILProgram:
             raise CoreMLError(f"function main has no block for its opset '{main.opset}'")
         block = main.block_specializations[main.opset]
         reader = _Reader(MIL_pb2.DataType.Name, weights_dir)
-        self.written_by_edgeq = EDGEQ_VERSION_KEY in spec.description.metadata.userDefined
+        self.metadata = dict(spec.description.metadata.userDefined)
+        self.written_by_edgeq = EDGEQ_VERSION_KEY in self.metadata
         self._image_inputs = {f.name for f in spec.description.input if f.type.WhichOneof("Type") == "imageType"}
         self._input_types: dict[str, _Type] = {}
         for nv in main.inputs:
@@ -193,6 +196,26 @@ class MILProgram:
             if name not in known:
                 raise CoreMLError(f"program output '{name}' is not produced by any op")
         self._constexpr_cache: dict[tuple[str, str], Val] = {}
+        self._consts = {o.outputs[0][0]: o.const for o in self._ops if o.const is not None}
+
+    def constexpr_params(self, op_name: str) -> dict[str, Any]:
+        """The stored parameters of a constexpr op (by op or output name), as decoded from the file.
+
+        For checking a compressed weight's integers and scales themselves, not only what they decode
+        to: e.g. {"data": int8 array of int4 values, "scale": ..., "offset": ...}.
+        """
+        for o in self._ops:
+            if o.type.startswith("constexpr_") and op_name in (o.name, o.outputs[0][0]):
+                params = {}
+                for key, bound in o.inputs.items():
+                    v = bound[0]
+                    if isinstance(v, str):
+                        if v not in self._consts:
+                            raise CoreMLError(f"{o.type} op '{o.name}': input '{key}' is computed, not stored")
+                        v = self._consts[v]
+                    params[key] = v.data
+                return params
+        raise CoreMLError(f"no constexpr op named '{op_name}'")
 
     @staticmethod
     def _parse(o: Any, reader: _Reader, known: set[str]) -> _Op:
@@ -204,7 +227,8 @@ class MILProgram:
             raise CoreMLError(f"{where}: op type '{o.type}' is not implemented by the host evaluator")
         if len(o.blocks):
             raise CoreMLError(f"{where}: nested blocks (control flow) are not supported")
-        op = _Op(o.type, outputs, {})
+        name_attr = reader.value(o.attributes["name"], where).data if "name" in o.attributes else outputs[0][0]
+        op = _Op(o.type, str(name_attr), outputs, {})
         if o.type == "const":
             if "val" not in o.attributes or len(outputs) != 1:
                 raise CoreMLError(f"{where}: const needs a 'val' attribute and one output")
