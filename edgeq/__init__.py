@@ -58,6 +58,15 @@ def verify(model, inputs=None, samples: int = 16, seed: int = 0):
     return _verify(model, inputs=inputs, samples=samples, seed=seed)
 
 
+def verify_coreml(package, qm, data=None, samples: int = 64, precision: str = "fp32", seed: int = 0):
+    """Checks an .mlpackage edgeq wrote against the QuantizedModel it renders: every weight decodes to the
+    .tflite's integers and scales, and the MIL program evaluated on the host matches the float model (and the
+    integer model under w8a8). Returns a CoreMLVerifyResult (weights_exact, per-output SQNR, top-1)."""
+    from edgeq.verify.coreml import verify_coreml as _verify_coreml
+
+    return _verify_coreml(package, qm, data=data, samples=samples, precision=precision, seed=seed)
+
+
 __all__ = [
     "EdgeqError",
     "FidelityReport",
@@ -75,4 +84,5 @@ __all__ = [
     "quantize",
     "run",
     "verify",
+    "verify_coreml",
 ]

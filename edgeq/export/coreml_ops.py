@@ -469,6 +469,32 @@ def _gather(L: Lowering, i: int, op: Op) -> None:
     _finish(L, i, op, lambda name: mb.gather(x=params, indices=indices, axis=axis, name=name), identity(rank))
 
 
+@lowers("EXPAND_DIMS")
+def _expand_dims(L: Lowering, i: int, op: Op) -> None:
+    rank = len(L.graph.tensors[op.inputs[0]].shape)
+    x = L.value(op.inputs[0], identity(rank))
+    shape = [int(d) for d in L.graph.tensors[op.outputs[0]].shape]
+    _finish(L, i, op, lambda name: mb.reshape(x=x.var, shape=shape, name=name), identity(len(shape)))
+
+
+@lowers("DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
+def _depth_space(L: Lowering, i: int, op: Op) -> None:
+    """MIL's depth_to_space / space_to_depth on NCHW keep TensorFlow's channel order (DCR)."""
+    x = L.value(op.inputs[0], NCHW)
+    fn = mb.depth_to_space if op.kind == "DEPTH_TO_SPACE" else mb.space_to_depth
+    block = int(op.options.get("blockSize", 2))
+    _finish(L, i, op, lambda name: fn(x=x.var, block_size=block, name=name), NCHW)
+
+
+@lowers("EMBEDDING_LOOKUP")
+def _embedding_lookup(L: Lowering, i: int, op: Op) -> None:
+    ids_t, table_t = op.inputs[:2]
+    ids = L.value(ids_t, identity(len(L.graph.tensors[ids_t].shape))).var
+    table = L.value(table_t, identity(len(L.graph.tensors[table_t].shape))).var
+    rank = len(L.graph.tensors[op.outputs[0]].shape)
+    _finish(L, i, op, lambda name: mb.gather(x=table, indices=ids, axis=0, name=name), identity(rank))
+
+
 @lowers("PACK")
 def _pack(L: Lowering, i: int, op: Op) -> None:
     ts = list(op.inputs)

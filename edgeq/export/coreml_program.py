@@ -56,7 +56,7 @@ class Lowering:
     float_ops: set[int] = field(default_factory=set)
     values: dict[int, Value] = field(default_factory=dict)
     used_names: set[str] = field(default_factory=set)
-    layouts: dict[str, list[int]] = field(default_factory=dict)  # MIL name -> perm, where not identity
+    weights: dict[str, list] = field(default_factory=dict)  # TFLite weight -> [constexpr op name, TFLite->MIL perm]
 
     # ---- names -------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -132,8 +132,6 @@ class Lowering:
             var = self.fake_quant(var, enc, name)
         v = Value(var, perm)
         self.values[t] = v
-        if perm != identity(len(perm)):
-            self.layouts[var.name] = list(perm)
         return v
 
     def fake_quant(self, var, enc: Encoding, name: str):
@@ -174,6 +172,7 @@ class Lowering:
         q = np.transpose(self.ints[tensor.name].reshape(tensor.shape), to_mil)
         scale = weight_scales(enc, tensor.shape, to_mil, tensor.name)
         name = self.fresh(tensor.name)
+        self.weights[tensor.name] = [name, list(to_mil)]
         if enc.dtype == "int4":
             return mb.constexpr_blockwise_shift_scale(data=q.astype(types.np_int4_dtype), scale=scale, name=name)
         if enc.dtype != "int8":

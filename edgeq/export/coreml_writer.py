@@ -112,7 +112,8 @@ def _image_layout(shape: tuple[int, ...], where: str) -> tuple[tuple[int, ...], 
 
 
 def build_program(qm: QuantizedModel, mode: str, target, image: ImageInput | None) -> tuple[Program, dict, list]:
-    """The MIL program of the plan in `mode`, the tensor map (TFLite name -> [MIL name, perm]) and ct input types."""
+    """The MIL program of the plan in `mode`, the tensor map (TFLite activation / weight name -> [MIL name, perm])
+    that verification reads back, and coremltools input types."""
     graph = host_graph(qm.float_model.graph) or qm.float_model.graph
     L = Lowering(graph, qm.plan, mode, _integers(qm), target, float_ops={f.index for f in qm.plan.float_ops})
     in_names = [_io_name(graph, t, graph.signature_inputs) for t in graph.inputs]
@@ -167,8 +168,23 @@ def build_program(qm: QuantizedModel, mode: str, target, image: ImageInput | Non
             outs.append(mb.cast(x=v.var, dtype="fp32", name=name))
         func.set_outputs(outs)
         prog.add_function("main", func)
-    tensor_map = {graph.tensors[t].name: [v.var.name, list(v.perm)] for t, v in L.values.items()}
+    tensor_map = {
+        "values": {graph.tensors[t].name: [v.var.name, list(v.perm)] for t, v in L.values.items()},
+        "weights": L.weights,
+        "outputs": out_names,
+        "images": {},
+    }
+    if image is not None:
+        channels = input_types[image_index].shape.shape[1]
+        tensor_map["images"][in_names[image_index]] = [float(image.scale), _image_bias(image, channels)]
     return prog, tensor_map, input_types
+
+
+def _image_bias(image: ImageInput, channels: int) -> list[float]:
+    bias = image.bias if isinstance(image.bias, Sequence) else [image.bias] * channels
+    if len(bias) != channels:
+        raise PlanError(f"image_input bias has {len(bias)} values for {channels} channels")
+    return [float(b) for b in bias]
 
 
 def _image_type(name: str, shape: tuple[int, ...], image: ImageInput):
@@ -176,16 +192,10 @@ def _image_type(name: str, shape: tuple[int, ...], image: ImageInput):
     layout = image.color_layout.upper()
     if (channels == 1) != (layout == "GRAYSCALE"):
         raise PlanError(f'input "{name}" has {channels} channels, color_layout {image.color_layout!r} does not fit')
-    bias = image.bias
-    if channels == 3:
-        bias = [float(b) for b in (bias if isinstance(bias, Sequence) else [bias] * 3)]
-        if len(bias) != 3:
-            raise PlanError(f'image_input bias for "{name}" needs 1 or 3 values, got {len(bias)}')
-    else:
-        bias = float(bias if not isinstance(bias, Sequence) else bias[0])
+    bias = _image_bias(image, channels)
     return ct.ImageType(
-        name=name, shape=shape, scale=float(image.scale), bias=bias, color_layout=getattr(ct.colorlayout, layout),
-        channel_first=True,
+        name=name, shape=shape, scale=float(image.scale), bias=bias if channels == 3 else bias[0],
+        color_layout=getattr(ct.colorlayout, layout), channel_first=True,
     )  # fmt: skip
 
 

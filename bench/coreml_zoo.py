@@ -1,0 +1,78 @@
+"""Every zoo model in every Core ML mode: the package saves, loads back in coremltools, its weights decode
+exactly to the plan, and edgeq's MIL evaluator agrees with the float model (fp16) and with the integer model
+(w8a8). Prints one row per model and mode.
+
+    PYTHONPATH=. python -m bench.coreml_zoo [--models a,b] [--eval 16] [--precision fp32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import edgeq
+from bench import zoo
+from edgeq.export.coreml_env import ct
+from edgeq.quant.schemes import SCHEMES
+
+N_CALIB = 64
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(zoo.ZOO))
+    ap.add_argument("--eval", type=int, default=16, help="held-out samples evaluated per package")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    ap.add_argument("--json", help="write the rows here")
+    args = ap.parse_args(argv)
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="edgeq-coreml-"))
+    print(f"{'model':28} {'mode':5} {'weights':>12} {'vs float':>18} {'vs integer':>11} {'top-1':>6} {'KiB':>8}")
+    for name in args.models.split(","):
+        entry = zoo.get(name)
+        model = edgeq.load(entry.path())
+        calib = edgeq.calibration.arrays(*entry.calib(N_CALIB, 0))
+        plans = {"int8": edgeq.quantize(model, calib, scheme="int8", progress=False)}
+        if "int4-block32" in SCHEMES:
+            plans["int4-block32"] = edgeq.quantize(model, calib, scheme="int4-block32", progress=False)
+        data = entry.eval(args.eval, 0)
+        for mode, scheme in (("fp16", "int8"), ("w8", "int8"), ("w8a8", "int8"), ("w4", "int4-block32")):
+            if scheme not in plans:
+                print(f"{name:28} {mode:5} scheme {scheme} not available")
+                continue
+            qm = plans[scheme]
+            start = time.perf_counter()
+            path = qm.export_coreml(work / f"{name}.{mode}.mlpackage", mode=mode)
+            export_s = time.perf_counter() - start
+            ct.models.MLModel(str(path), skip_model_load=True)
+            r = edgeq.verify_coreml(
+                path, qm, data=edgeq.calibration.arrays(*data), samples=args.eval, precision=args.precision
+            )
+            for o in r.outputs:
+                integer = "" if o.sqnr_vs_integer_db is None else f"{o.sqnr_vs_integer_db:8.2f} dB"
+                top1 = "" if o.top1_agreement is None else f"{o.top1_agreement:.3f}"
+                weights = f"{r.weights_checked} {'exact' if r.weights_exact else 'DIFFER'}"
+                print(
+                    f"{name:28} {mode:5} {weights:>12} {o.sqnr_vs_float_db:7.2f} dB {o.relative_error_vs_float:.1e}"
+                    f" {integer:>11} {top1:>6} {_size(path) / 1024:8.0f}"
+                )
+            rows.append({"model": name, "mode": mode, "export_s": export_s, "size_bytes": _size(path), **r.to_dict()})
+            sys.stdout.flush()
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    failed = [f"{r['model']} {r['mode']}" for r in rows if not r["weights_exact"]]
+    differ = f"; differ: {failed}" if failed else ""
+    print(f"{len(rows)} packages, weights exact in {len(rows) - len(failed)}{differ}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

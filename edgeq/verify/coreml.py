@@ -1,0 +1,266 @@
+"""Verify an .mlpackage edgeq wrote, on a host where Core ML cannot run.
+
+Two proofs: every weight in the package decodes to exactly the integers and scales of the .tflite rendered
+from the same plan (both files read back from their bytes), and the MIL program, evaluated by edgeq's own
+evaluator, computes what it should: the float model's function within fp32 rounding (fp16 weights aside) and,
+under w8a8, the integer model's outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeq.calibrate.data import validated
+from edgeq.calibrate.runner import input_specs
+from edgeq.errors import CoreMLError
+from edgeq.export.coreml_program import weight_scales
+from edgeq.export.tflite_writer import write_tflite
+from edgeq.frontends.host_ops import host_graph
+from edgeq.ir.tflite_reader import read_tflite
+from edgeq.runtime import LiteRT
+from edgeq.verify.fidelity import Accumulator
+from edgeq.verify.mil_eval import MILProgram
+
+if TYPE_CHECKING:
+    from edgeq.api import QuantizedModel
+
+META = "com.github.edgeq."
+
+
+@dataclass
+class CoreMLOutput:
+    name: str
+    sqnr_vs_float_db: float
+    relative_error_vs_float: float  # max over samples of ||y - y_float|| / ||y_float||
+    # fp16 / w8 / w4: the same, against the float model carrying the package's parameters (weights as the plan
+    # dequantizes them, other constants rounded to fp16): what the lowering must match within fp32 rounding.
+    relative_error_vs_stored: float | None = None
+    sqnr_vs_integer_db: float | None = None  # w8a8: against the .tflite in LiteRT BUILTIN_REF
+    top1_agreement: float | None = None  # with the float model, for class-vector outputs
+
+
+@dataclass
+class CoreMLVerifyResult:
+    package: str
+    mode: str
+    precision: str
+    weights_checked: int
+    weight_mismatches: list[str] = field(default_factory=list)
+    samples: int = 0
+    outputs: list[CoreMLOutput] = field(default_factory=list)
+
+    @property
+    def weights_exact(self) -> bool:
+        return not self.weight_mismatches
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "weights_exact": self.weights_exact}
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.package}: mode {self.mode}; {self.weights_checked} weights "
+            + ("decode exactly to the plan" if self.weights_exact else f"MISMATCH: {self.weight_mismatches[:3]}")
+        ]
+        for o in self.outputs:
+            line = (
+                f"  {o.name}: vs float SQNR {o.sqnr_vs_float_db:.2f} dB, relative error "
+                f"{o.relative_error_vs_float:.2e}"
+            )
+            if o.relative_error_vs_stored is not None:
+                line += f" (with the package's own parameters: {o.relative_error_vs_stored:.2e})"
+            if o.sqnr_vs_integer_db is not None:
+                line += f"; vs the integer model SQNR {o.sqnr_vs_integer_db:.2f} dB"
+            if o.top1_agreement is not None:
+                line += f"; top-1 agreement {o.top1_agreement:.4f}"
+            lines.append(line)
+        lines.append(f"  ({self.samples} samples, MIL evaluated in {self.precision})")
+        return "\n".join(lines)
+
+
+def verify_coreml(
+    package: str | os.PathLike,
+    qm: QuantizedModel,
+    data=None,
+    samples: int = 64,
+    precision: str = "fp32",
+    seed: int = 0,
+) -> CoreMLVerifyResult:
+    """Check the package against `qm` (the QuantizedModel whose plan it renders). `data`: inputs as for
+    edgeq.compare (arrays batch-first, or a calibration source); default `samples` random inputs drawn within
+    each input's calibrated range."""
+    prog = MILProgram.load(package)
+    meta = prog.metadata
+    if not prog.written_by_edgeq:
+        raise CoreMLError(f"{package}: not written by edgeq (no {META}version metadata); nothing to verify against")
+    plan_hash = hashlib.sha256(qm.plan.to_json().encode()).hexdigest()
+    if meta.get(META + "plan_sha256") != plan_hash:
+        raise CoreMLError(f"{package}: written from another plan than this QuantizedModel's ({plan_hash[:12]})")
+    tensor_map = json.loads(meta[META + "tensor_map"])
+    mode = meta[META + "mode"]
+    result = CoreMLVerifyResult(str(package), mode, precision, 0)
+    _check_weights(prog, qm, tensor_map["weights"], mode, result)
+    _check_outputs(prog, qm, tensor_map, mode, data, samples, precision, seed, result)
+    return result
+
+
+def _check_weights(prog: MILProgram, qm: QuantizedModel, weights: dict, mode: str, result: CoreMLVerifyResult) -> None:
+    """Every planned weight: the package's constexpr integers and scales equal the .tflite's, read from bytes."""
+    tfl = {t.name: t for t in read_tflite(qm.tflite).tensors}
+    expected = [n for n, e in qm.plan.tensors.items() if e.narrow_range or e.dtype == "int4"]
+    if mode == "fp16":
+        if weights:
+            result.weight_mismatches.append(f"fp16 package holds {len(weights)} quantized weights")
+        return
+    float_ops = {qm.float_model.graph.tensors[t].name for f in qm.plan.float_ops for t in _op_inputs(qm, f.index)}
+    for name in expected:
+        if name in float_ops:
+            continue
+        if name not in weights:
+            result.weight_mismatches.append(f'"{name}": planned weight missing from the package')
+            continue
+        op_name, to_mil = weights[name]
+        result.weights_checked += 1
+        tensor, enc = tfl.get(name), qm.plan.tensors[name]
+        if tensor is None or tensor.data is None:
+            result.weight_mismatches.append(f'"{name}": not a constant of the .tflite')
+            continue
+        params = prog.constexpr_params(op_name)
+        data = params.get("data", params.get("quantized_data"))
+        want_q = np.transpose(np.asarray(tensor.data).reshape(tensor.shape), to_mil)
+        if data is None or data.shape != want_q.shape or not np.array_equal(data.astype(np.int64), want_q):
+            result.weight_mismatches.append(f'"{name}": integers differ from the .tflite\'s')
+            continue
+        want_scale = weight_scales(enc, tensor.shape, tuple(to_mil), name).astype(np.float32)
+        tfl_scale = np.asarray(tensor.quant.scale, dtype=np.float32) if tensor.quant is not None else None
+        scale = np.asarray(params["scale"], dtype=np.float32)
+        if tfl_scale is None or not np.array_equal(np.sort(tfl_scale.reshape(-1)), np.sort(want_scale.reshape(-1))):
+            result.weight_mismatches.append(f'"{name}": the .tflite\'s scales differ from the plan\'s')
+        elif scale.size != want_scale.size or not np.array_equal(scale.reshape(-1), want_scale.reshape(-1)):
+            result.weight_mismatches.append(f'"{name}": package scales differ from the plan\'s')
+        offset = params.get("offset", params.get("zero_point"))
+        if offset is not None and np.any(np.asarray(offset) != 0):
+            result.weight_mismatches.append(f'"{name}": nonzero weight offset in the package')
+
+
+def _op_inputs(qm: QuantizedModel, index: int) -> list[int]:
+    return [t for t in qm.float_model.graph.ops[index].inputs if t >= 0]
+
+
+def _feeds(prog: MILProgram, images: dict, sample: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """One sample in the .tflite's layout and normalisation as the package's inputs (pixels for an image)."""
+    feeds = {}
+    for (name, shape, _), x in zip(prog.inputs, sample, strict=True):
+        image = images.get(name)
+        if image is None:
+            feeds[name] = np.asarray(x).reshape(shape)
+            continue
+        scale, bias = image
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.shape != tuple(shape):  # NHWC in the .tflite, NCHW pixels in Core ML
+            arr = np.transpose(arr, (0, 3, 1, 2))
+        feeds[name] = ((arr - np.asarray(bias).reshape(1, -1, 1, 1)) / scale).astype(np.float32)
+    return feeds
+
+
+def _random_inputs(qm: QuantizedModel, samples: int, seed: int) -> list[np.ndarray]:
+    graph = qm.float_model.graph
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for t in graph.inputs:
+        tensor = graph.tensors[t]
+        lo, hi = qm.plan.ranges.get(tensor.name, (-1.0, 1.0))
+        arrays.append(rng.uniform(lo, hi, size=(samples, *tensor.shape[1:])).astype(np.float32))
+    return arrays
+
+
+def _relative(got: np.ndarray, want: np.ndarray) -> float:
+    norm = float(np.linalg.norm(want))
+    return float(np.linalg.norm(got - want.reshape(got.shape))) / norm if norm else float(np.any(got != 0))
+
+
+def _stored_parameters_model(qm: QuantizedModel, mode: str, weights: dict) -> bytes:
+    """The float model with the package's parameters: each quantized weight as its plan integers times scales
+    (exact in float32), every other float constant rounded through fp16 as the package stores it."""
+    graph = (host_graph(qm.float_model.graph) or qm.float_model.graph).copy()
+    ints = {t.name: t for t in read_tflite(qm.tflite).tensors}
+    for t in graph.tensors:
+        if t.data is None or not str(t.data.dtype).startswith("float"):
+            continue
+        if mode != "fp16" and t.name in weights:
+            src = ints[t.name]
+            t.data = _dequantize_weight(np.asarray(src.data).reshape(src.shape), qm.plan.tensors[t.name])
+        else:
+            t.data = t.data.astype(np.float16).astype(np.float32)
+    return write_tflite(graph)
+
+
+def _dequantize_weight(q: np.ndarray, enc) -> np.ndarray:
+    scale = np.asarray(enc.scale, dtype=np.float64)
+    if enc.block_size:
+        per_block = scale.reshape(q.shape[0], q.shape[1] // enc.block_size)
+        return (q * np.repeat(per_block, enc.block_size, axis=1)).astype(np.float32)
+    shape = [1] * q.ndim
+    if scale.size > 1:
+        shape[enc.axis] = -1
+    return (q * scale.reshape(shape)).astype(np.float32)
+
+
+def _check_outputs(prog, qm, tensor_map, mode, data, samples, precision, seed, result: CoreMLVerifyResult) -> None:
+    graph = qm.float_model.graph
+    float_rt = LiteRT(qm.float_model.host_tflite)
+    int_rt = LiteRT(qm.host_tflite, reference=True) if mode == "w8a8" else None
+    stored_rt = LiteRT(_stored_parameters_model(qm, mode, tensor_map["weights"])) if int_rt is None else None
+    out_names = tensor_map["outputs"]  # the model's outputs (a classifier's probabilities, not its label)
+    vs_float = [Accumulator() for _ in out_names]
+    vs_int = [Accumulator() for _ in out_names]
+    worst = [0.0 for _ in out_names]
+    worst_stored = [0.0 for _ in out_names]
+    agree = [0 for _ in out_names]
+    shapes = [tuple(graph.tensors[t].shape) for t in graph.inputs]
+    source = data if data is not None else _random_inputs(qm, samples, seed)
+    count = 0
+    for batch in validated(source, input_specs(graph)):
+        for k in range(batch[0].shape[0]):
+            if count >= samples:
+                break
+            sample = [x[k : k + 1].reshape(s) for x, s in zip(batch, shapes, strict=True)]
+            got = prog.run(_feeds(prog, tensor_map["images"], sample), precision=precision)
+            want = float_rt.run(sample)
+            ints = int_rt.run(sample) if int_rt is not None else None
+            stored = stored_rt.run(sample) if stored_rt is not None else None
+            for j, (name, w) in enumerate(zip(out_names, want, strict=True)):
+                g = np.asarray(got[name], dtype=np.float64).reshape(w.shape)
+                vs_float[j].add(w, g)
+                worst[j] = max(worst[j], _relative(g, w))
+                if stored is not None:
+                    worst_stored[j] = max(worst_stored[j], _relative(g, stored[j]))
+                agree[j] += int(np.argmax(g) == np.argmax(w))
+                if ints is not None:
+                    vs_int[j].add(ints[j], g)
+            count += 1
+        if count >= samples:
+            break
+    if count == 0:
+        raise CoreMLError("verify_coreml: no samples to evaluate")
+    result.samples = count
+    for j, (name, t) in enumerate(zip(out_names, graph.outputs, strict=True)):
+        shape = graph.tensors[t].shape
+        classifier = len(shape) in (1, 2) and shape[-1] > 1
+        result.outputs.append(
+            CoreMLOutput(
+                name=name,
+                sqnr_vs_float_db=vs_float[j].sqnr,
+                relative_error_vs_float=worst[j],
+                relative_error_vs_stored=worst_stored[j] if stored_rt is not None else None,
+                sqnr_vs_integer_db=vs_int[j].sqnr if int_rt is not None else None,
+                top1_agreement=agree[j] / count if classifier else None,
+            )
+        )
+
+

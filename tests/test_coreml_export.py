@@ -1,0 +1,173 @@
+"""Core ML export: the plan rendered as an .mlpackage, read back, evaluated on the host and held to the plan."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgeq
+from bench import zoo
+from edgeq.errors import PlanError, UnsupportedOpError
+from edgeq.export.coreml_env import ct
+from edgeq.export.coreml_writer import ImageInput
+from edgeq.verify.mil_eval import MILProgram
+from tests.graphs import dense_graph
+
+N_CALIB = 32
+
+
+@functools.cache
+def _quantized(name: str, scheme: str = "int8") -> edgeq.QuantizedModel:
+    entry = zoo.get(name)
+    model = edgeq.load(entry.path())
+    return edgeq.quantize(model, edgeq.calibration.arrays(*entry.calib(N_CALIB, 0)), scheme=scheme, progress=False)
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _ops(package: Path) -> list:
+    spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+    main = spec.mlProgram.functions["main"]
+    return list(main.block_specializations[main.opset].operations)
+
+
+@pytest.mark.parametrize("mode", ["fp16", "w8", "w8a8"])
+def test_keras_cnn_package_matches_its_plan(tmp_path, mode):
+    qm = _quantized("keras_cnn_ops")
+    entry = zoo.get("keras_cnn_ops")
+    path = qm.export_coreml(tmp_path / "m.mlpackage", mode=mode)
+    ct.models.MLModel(str(path), skip_model_load=True)  # coremltools reads it back
+    result = edgeq.verify_coreml(path, qm, data=edgeq.calibration.arrays(*entry.eval(8, 0)), samples=8)
+    assert result.weights_exact, result.weight_mismatches
+    out = result.outputs[0]
+    assert out.top1_agreement == 1.0
+    if mode == "fp16":
+        assert result.weights_checked == 0
+        assert out.relative_error_vs_float < 1e-3  # fp16 parameters, evaluated in fp32
+    else:
+        assert result.weights_checked == 5  # 3 conv, 1 depthwise, 1 fully connected
+    if mode == "w8a8":
+        # Float requantization vs LiteRT's fixed point: 1-LSB flips at near-ties (and ties: Core ML rounds half to
+        # even, LiteRT half away) propagate; measured 34.5-35 dB on this model.
+        assert out.sqnr_vs_integer_db >= 32.0
+    else:  # the lowering computes the float model with the package's parameters, to fp32 rounding
+        assert out.relative_error_vs_stored < 1e-5
+
+
+def test_same_plan_same_bytes_and_failed_export_keeps_the_old_package(tmp_path, monkeypatch):
+    qm = _quantized("keras_cnn_ops")
+    a = qm.export_coreml(tmp_path / "a.mlpackage", mode="w8a8")
+    b = qm.export_coreml(tmp_path / "b.mlpackage", mode="w8a8")
+    assert _tree(a) == _tree(b)
+    before = _tree(a)
+
+    def broken_save(self, path):
+        Path(path).mkdir(parents=True)
+        (Path(path) / "partial").write_bytes(b"x")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ct.models.MLModel, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        qm.export_coreml(a, mode="w8")
+    assert _tree(a) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mlpackage", "b.mlpackage"]
+    monkeypatch.undo()
+    qm.export_coreml(a, mode="w8")  # overwrites in place
+    assert _tree(a) != before
+
+
+def test_int8_zero_point_minus_128_is_kept(tmp_path):
+    """coremltools' default pipeline rewrites int8 quantize with zero point -128 into uint8 (its
+    nullify_redundant_quantization_zero_point pass); edgeq's package keeps the plan's int8 encoding."""
+    qm = _quantized("keras_cnn_ops")
+    planned = {e.zero_point[0] for e in qm.plan.tensors.values() if e.dtype == "int8" and not e.narrow_range}
+    assert -128 in planned
+    path = qm.export_coreml(tmp_path / "m.mlpackage", mode="w8a8")
+    quantize_ops = [o for o in _ops(path) if o.type == "quantize"]
+    dtypes = {o.outputs[0].type.tensorType.dataType for o in quantize_ops}
+    from coremltools.proto import MIL_pb2
+
+    assert dtypes == {MIL_pb2.DataType.INT8}
+    zero_points = set()
+    for op in _ops(path):
+        if op.type == "const" and op.outputs[0].name.endswith("zero_point_0"):
+            zero_points.add(int(np.frombuffer(op.attributes["val"].immediateValue.tensor.bytes.values, np.int8)[0]))
+    assert -128 in zero_points
+    # The same program through coremltools' default pipeline loses it: what the empty pipeline avoids.
+    from edgeq.export.coreml_writer import build_program, parse_minimum_os
+
+    prog, _, _ = build_program(qm, "w8a8", parse_minimum_os(None, "w8a8"), None)
+    default = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17, skip_model_load=True)
+    main = default.get_spec().mlProgram.functions["main"]
+    rewritten = {
+        o.outputs[0].type.tensorType.dataType for o in main.block_specializations[main.opset].operations
+        if o.type == "quantize"
+    }  # fmt: skip
+    assert MIL_pb2.DataType.UINT8 in rewritten
+
+
+def test_image_input_classifier_and_metadata(tmp_path):
+    qm = _quantized("efficientnet_lite0")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"class {k}\n" for k in range(1000)))
+    entry = zoo.get("efficientnet_lite0")
+    path = qm.export_coreml(
+        tmp_path / "EfficientNet.mlpackage",
+        mode="w8a8",
+        image_input=ImageInput(scale=1 / 128, bias=-127 / 128),
+        class_labels=labels,
+        minimum_os="iOS17",
+        version="1.2",
+    )
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    (image,) = spec.description.input
+    assert image.type.WhichOneof("Type") == "imageType"
+    assert (image.type.imageType.width, image.type.imageType.height) == (224, 224)
+    assert spec.description.predictedFeatureName == "classLabel"
+    meta = spec.description.metadata
+    assert meta.author == "edgeq" and meta.versionString == "1.2"
+    assert meta.userDefined["com.github.edgeq.scheme"] == "int8"
+    assert "com.github.apple.coremltools.conversion_date" not in meta.userDefined
+    result = edgeq.verify_coreml(path, qm, data=edgeq.calibration.arrays(*entry.eval(4, 0)), samples=4)
+    assert result.weights_exact, result.weight_mismatches
+    assert result.weights_checked == 50  # 33 conv + 16 depthwise + 1 fully connected
+    assert result.outputs[0].sqnr_vs_integer_db >= 20.0  # measured 27.8: see BENCHMARKS "Core ML"
+    prog = MILProgram.load(path)
+    pixels = np.random.default_rng(0).uniform(0, 255, (1, 3, 224, 224)).astype(np.float32)
+    out = prog.run({"x": pixels} if prog.inputs[0][0] == "x" else {prog.inputs[0][0]: pixels})
+    assert out["classLabel"].startswith("class ")
+
+
+def test_minimum_os_and_mode_errors(tmp_path):
+    qm = _quantized("keras_cnn_ops")
+    with pytest.raises(PlanError, match=r"w8a8.*iOS17"):
+        qm.export_coreml(tmp_path / "a.mlpackage", mode="w8a8", minimum_os="iOS16")
+    with pytest.raises(PlanError, match="INT4 weights"):
+        qm.export_coreml(tmp_path / "a.mlpackage", mode="w4")
+    with pytest.raises(PlanError, match="not a Core ML deployment target"):
+        qm.export_coreml(tmp_path / "a.mlpackage", mode="w8", minimum_os="iOS99")
+    with pytest.raises(PlanError, match=r"\.mlpackage"):
+        qm.export_coreml(tmp_path / "a.mlmodel", mode="w8")
+    with pytest.raises(PlanError, match="class labels"):
+        qm.export_coreml(tmp_path / "a.mlpackage", mode="w8", class_labels=["a", "b"])
+    assert not list(tmp_path.iterdir())
+    q16 = edgeq.quantize(
+        edgeq.load(dense_graph()), edgeq.calibration.arrays(np.ones((4, 8), np.float32)), scheme="int16x8",
+        progress=False,
+    )  # fmt: skip
+    with pytest.raises(PlanError, match="w8a8"):
+        q16.export_coreml(tmp_path / "b.mlpackage", mode="w8a8")
+
+
+def test_an_op_without_lowering_is_named(tmp_path):
+    model = edgeq.load(dense_graph(tail="SIN"))
+    calib = edgeq.calibration.arrays(np.ones((4, 8), np.float32))
+    qm = edgeq.quantize(model, calib, allow_float_ops=True, progress=False)
+    with pytest.raises(UnsupportedOpError, match="SIN has no Core ML lowering"):
+        qm.export_coreml(tmp_path / "m.mlpackage", mode="fp16")
+    assert not list(tmp_path.iterdir())
