@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import edgeq
-from edgeq.datasets import fashion_mnist, preprocess
+from edgeq.datasets import FASHION_MNIST_CLASSES, fashion_mnist, preprocess
 from edgeq.runtime import LiteRT
 
 
@@ -55,6 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         report = edgeq.compare(model, qm, edgeq.calibration.arrays(test[:500]), layers=0)
         rows.append((scheme, path.stat().st_size, accuracy(qm.tflite, test, labels, reference=True), report, seconds))
         proofs.append((scheme, edgeq.verify(qm.tflite, inputs=[[x[None]] for x in test[:16]])))
+        if scheme == "int8":  # the same plan for iOS: a grayscale image classifier Xcode and Vision can use
+            package = qm.export_coreml(
+                out / "FashionMNIST.mlpackage",
+                mode="w8a8",
+                image_input=edgeq.ImageInput(scale=1 / 255, color_layout="GRAYSCALE"),
+                class_labels=FASHION_MNIST_CLASSES,
+                description="Fashion-MNIST CNN (28x28 grayscale), edgeq int8 plan",
+            )
+            coreml = edgeq.verify_coreml(package, qm, data=edgeq.calibration.arrays(test[:64]), samples=64)
 
     base = rows[0][2]
     print(f"Fashion-MNIST CNN, {len(labels)} test images, {args.calib} calibration images; artifacts in {out}/")
@@ -71,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     print("edgeq's C interpreter against LiteRT BUILTIN_REF, every op's output, on 16 test images:")
     for scheme, result in proofs:
         print(f"  {scheme:<8} {result.summary()}")
-    return 0 if all(result.bit_exact for _, result in proofs) else 1
+    print("The int8 plan as a Core ML package, read back and evaluated on the host (64 test images):")
+    print(coreml.summary())
+    return 0 if all(result.bit_exact for _, result in proofs) and coreml.weights_exact else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Export script to copy: quantize a float .tflite with a folder of photos, save, and check fidelity.
+"""Export script to copy: quantize a float .tflite with a folder of photos, save the .tflite for Android and
+the .mlpackage for iOS from the same plan, and check fidelity of both.
 
-    python examples/quantize_tflite.py model.tflite photos/ --mean 127.5 --std 127.5 -o dist/
+    python examples/quantize_tflite.py model.tflite photos/ --mean 127.5 --std 127.5 -o dist/ [--labels labels.txt]
 
 Calibration and evaluation use different photos (every fifth one is held out), so the fidelity printed
 is measured on inputs the ranges were not fitted to.
@@ -23,6 +24,7 @@ def main() -> None:
     ap.add_argument("--std", type=float, default=127.5)
     ap.add_argument("--layout", default="NHWC", choices=["NHWC", "NCHW"])
     ap.add_argument("--scheme", default="int8", choices=["int8", "int16x8"])
+    ap.add_argument("--labels", help="class labels, one per line: the .mlpackage becomes a classifier")
     ap.add_argument("-o", "--output", default="dist")
     args = ap.parse_args()
 
@@ -38,7 +40,17 @@ def main() -> None:
         out = Path(args.output)
         qm.save(out / f"{model.name}.{args.scheme}.tflite")
         qm.plan.save(out / f"{model.name}.{args.scheme}.plan.json")
-        print(edgeq.compare(model, qm, edgeq.calibration.images(eval_dir, **options)))
+        held_out = edgeq.calibration.images(eval_dir, **options)
+        print(edgeq.compare(model, qm, held_out))
+        # The Neural Engine gets the same integers: int8 activations (w8a8) for an int8 plan, else weights only.
+        mode = "w8a8" if args.scheme == "int8" else "w8"
+        package = qm.export_coreml(
+            out / f"{model.name}.mlpackage",
+            mode=mode,
+            image_input=edgeq.ImageInput(scale=1 / args.std, bias=-args.mean / args.std),
+            class_labels=args.labels,
+        )
+        print(edgeq.verify_coreml(package, qm, data=held_out).summary())
 
 
 if __name__ == "__main__":
