@@ -57,6 +57,7 @@ class Lowering:
     values: dict[int, Value] = field(default_factory=dict)
     used_names: set[str] = field(default_factory=set)
     weights: dict[str, list] = field(default_factory=dict)  # TFLite weight -> [constexpr op name, TFLite->MIL perm]
+    quantize_ops: dict[str, str] = field(default_factory=dict)  # dequantize output -> the quantize op before it
 
     # ---- names -------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -146,7 +147,9 @@ class Lowering:
         q = mb.quantize(
             input=var, scale=scale, zero_point=zp, output_dtype=enc.dtype, name=self.fresh(f"{name}__q")
         )
-        return mb.dequantize(input=q, scale=scale, zero_point=zp, name=self.fresh(name))
+        dq = mb.dequantize(input=q, scale=scale, zero_point=zp, name=self.fresh(name))
+        self.quantize_ops[dq.name] = q.name
+        return dq
 
     def out_name(self, t: int, suffix: str = "") -> str:
         """Name of an op's result: the TFLite tensor's own name when nothing follows it (fp16/w8/w4)."""

@@ -171,6 +171,7 @@ def build_program(qm: QuantizedModel, mode: str, target, image: ImageInput | Non
     tensor_map = {
         "values": {graph.tensors[t].name: [v.var.name, list(v.perm)] for t, v in L.values.items()},
         "weights": L.weights,
+        "quantize": L.quantize_ops,
         "outputs": out_names,
         "images": {},
     }

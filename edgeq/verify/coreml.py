@@ -24,7 +24,7 @@ from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
 from edgeq.ir.tflite_reader import read_tflite
 from edgeq.runtime import LiteRT
-from edgeq.verify.fidelity import Accumulator
+from edgeq.verify.fidelity import Accumulator, sqnr_db
 from edgeq.verify.mil_eval import MILProgram
 
 if TYPE_CHECKING:
@@ -46,6 +46,24 @@ class CoreMLOutput:
 
 
 @dataclass
+class PerOpAgreement:
+    """w8a8, op by op: every op of the package fed the integer model's own (dequantized) inputs, its int8
+    output compared with the integer model's. Differences are rounding conventions at near-ties (LiteRT's
+    fixed-point requantization rounds twice, Core ML's quantize once, half to even), never more than 1."""
+
+    tensors: int = 0
+    values: int = 0
+    equal: int = 0
+    max_abs_diff: int = 0
+    sqnr_db: float = float("inf")  # pooled over every op output
+    worst: list[tuple[str, float]] = field(default_factory=list)  # (tensor, share of values that differ)
+
+    @property
+    def equal_share(self) -> float:
+        return self.equal / self.values if self.values else 1.0
+
+
+@dataclass
 class CoreMLVerifyResult:
     package: str
     mode: str
@@ -54,6 +72,7 @@ class CoreMLVerifyResult:
     weight_mismatches: list[str] = field(default_factory=list)
     samples: int = 0
     outputs: list[CoreMLOutput] = field(default_factory=list)
+    per_op: PerOpAgreement | None = None  # w8a8 only
 
     @property
     def weights_exact(self) -> bool:
@@ -79,6 +98,12 @@ class CoreMLVerifyResult:
             if o.top1_agreement is not None:
                 line += f"; top-1 agreement {o.top1_agreement:.4f}"
             lines.append(line)
+        if self.per_op is not None:
+            p = self.per_op
+            lines.append(
+                f"  op by op on the integer model's inputs: {p.tensors} int8 tensors, {100 * p.equal_share:.3f}% of "
+                f"{p.values} values equal, max |diff| {p.max_abs_diff}, SQNR {p.sqnr_db:.1f} dB"
+            )
         lines.append(f"  ({self.samples} samples, MIL evaluated in {self.precision})")
         return "\n".join(lines)
 
@@ -211,10 +236,55 @@ def _dequantize_weight(q: np.ndarray, enc) -> np.ndarray:
     return (q * scale.reshape(shape)).astype(np.float32)
 
 
+class _TeacherForcing:
+    """Accumulates the per-op comparison: each dequantize output of the package is overridden by the integer
+    model's tensor, so each quantize op computes from exactly the integer model's inputs."""
+
+    def __init__(self, qm: QuantizedModel, tensor_map: dict) -> None:
+        graph = read_tflite(qm.host_tflite)
+        index = {t.name: i for i, t in enumerate(graph.tensors)}
+        self.pairs = []  # (tflite name, tensor index, scale, zero point, dequantize name, quantize name, perm)
+        for name, (mil, perm) in tensor_map["values"].items():
+            q_name = tensor_map["quantize"].get(mil)
+            t = index.get(name)
+            if q_name is None or t is None or graph.tensors[t].quant is None or graph.tensors[t].dtype != "int8":
+                continue
+            quant = graph.tensors[t].quant
+            self.pairs.append((name, t, float(quant.scale[0]), int(quant.zero_point[0]), mil, q_name, perm))
+        self.acc = PerOpAgreement(tensors=len(self.pairs))
+        self.signal = self.noise = 0.0
+        self.differ: dict[str, list[int]] = {}
+
+    def step(self, prog: MILProgram, int_rt: LiteRT, feeds: dict, precision: str) -> None:
+        ref = {name: int_rt.tensor(t).astype(np.int64) for name, t, *_ in self.pairs}  # after int_rt.run
+        overrides = {}
+        for name, _, scale, zp, mil, _, perm in self.pairs:
+            overrides[mil] = np.transpose((ref[name] - zp) * scale, perm).astype(np.float32)
+        out = prog.run(feeds, precision=precision, keep=True, overrides=overrides)
+        for name, _, scale, zp, _, q_name, perm in self.pairs:
+            got = np.transpose(np.asarray(out[q_name], dtype=np.int64), np.argsort(perm)).reshape(ref[name].shape)
+            diff = np.abs(got - ref[name])
+            self.acc.values += diff.size
+            self.acc.equal += int((diff == 0).sum())
+            self.acc.max_abs_diff = max(self.acc.max_abs_diff, int(diff.max(initial=0)))
+            self.signal += float(np.sum(((ref[name] - zp) * scale) ** 2))
+            self.noise += float(np.sum((diff * scale) ** 2))
+            counts = self.differ.setdefault(name, [0, 0])
+            counts[0] += int((diff != 0).sum())
+            counts[1] += diff.size
+
+    def result(self) -> PerOpAgreement:
+        self.acc.sqnr_db = sqnr_db(self.signal, self.noise)
+        ranked = sorted(self.differ.items(), key=lambda kv: -kv[1][0] / max(kv[1][1], 1))
+        self.acc.worst = [(name, c / max(n, 1)) for name, (c, n) in ranked[:5] if c]
+        return self.acc
+
+
 def _check_outputs(prog, qm, tensor_map, mode, data, samples, precision, seed, result: CoreMLVerifyResult) -> None:
     graph = qm.float_model.graph
     float_rt = LiteRT(qm.float_model.host_tflite)
-    int_rt = LiteRT(qm.host_tflite, reference=True) if mode == "w8a8" else None
+    int_rt = LiteRT(qm.host_tflite, reference=True, preserve=True) if mode == "w8a8" else None
+    forced = _TeacherForcing(qm, tensor_map) if int_rt is not None else None
     stored_rt = LiteRT(_stored_parameters_model(qm, mode, tensor_map["weights"])) if int_rt is None else None
     out_names = tensor_map["outputs"]  # the model's outputs (a classifier's probabilities, not its label)
     vs_float = [Accumulator() for _ in out_names]
@@ -233,6 +303,8 @@ def _check_outputs(prog, qm, tensor_map, mode, data, samples, precision, seed, r
             got = prog.run(_feeds(prog, tensor_map["images"], sample), precision=precision)
             want = float_rt.run(sample)
             ints = int_rt.run(sample) if int_rt is not None else None
+            if forced is not None:
+                forced.step(prog, int_rt, _feeds(prog, tensor_map["images"], sample), precision)
             stored = stored_rt.run(sample) if stored_rt is not None else None
             for j, (name, w) in enumerate(zip(out_names, want, strict=True)):
                 g = np.asarray(got[name], dtype=np.float64).reshape(w.shape)
@@ -249,6 +321,8 @@ def _check_outputs(prog, qm, tensor_map, mode, data, samples, precision, seed, r
     if count == 0:
         raise CoreMLError("verify_coreml: no samples to evaluate")
     result.samples = count
+    if forced is not None:
+        result.per_op = forced.result()
     for j, (name, t) in enumerate(zip(out_names, graph.outputs, strict=True)):
         shape = graph.tensors[t].shape
         classifier = len(shape) in (1, 2) and shape[-1] > 1

@@ -281,8 +281,18 @@ class MILProgram:
             raise CoreMLError(f"{model_path}: not a Core ML model protobuf ({e})") from e
         return cls(spec, package / MODEL_DIR)
 
-    def run(self, feeds: dict[str, Any], precision: str = "fp32", keep: bool = False) -> dict[str, Any]:
+    def run(
+        self,
+        feeds: dict[str, Any],
+        precision: str = "fp32",
+        keep: bool = False,
+        overrides: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, Any]:
         """Evaluate main; returns output name -> value (every named value with keep=True).
+
+        `overrides` replaces named op results by the given arrays (same shape, cast to the declared type) as
+        they are produced, so each later op reads them: verification feeds every op another model's values
+        to compare the ops one at a time.
 
         Tensors come back as numpy arrays (floats as float32). A classify op's label output is a str
         (or int) and its probabilities output a {label: float} dict; the raw probability vector is
@@ -312,6 +322,10 @@ class MILProgram:
                 if len(results) != len(o.outputs):
                     ctx.fail(f"computed {len(results)} outputs, {len(o.outputs)} declared")
                 for (name, t), r in zip(o.outputs, results, strict=True):  # classify: a label and a dict
+                    if overrides is not None and name in overrides:
+                        r = np.asarray(overrides[name])
+                        if t.shape is not None and r.shape != tuple(t.shape):
+                            ctx.fail(f"override of '{name}' has shape {r.shape}, the program declares {t.shape}")
                     env[name] = Val(r, t.dtype) if o.type == "classify" else _held(ctx, r, t, fp16)
                 if o.type.startswith("constexpr_"):
                     self._constexpr_cache[key] = env[o.outputs[0][0]]
