@@ -176,3 +176,21 @@ def test_an_op_without_lowering_is_named(tmp_path):
     with pytest.raises(UnsupportedOpError, match="SIN has no Core ML lowering"):
         qm.export_coreml(tmp_path / "m.mlpackage", mode="fp16")
     assert not list(tmp_path.iterdir())
+
+
+def test_w4_package_carries_the_int4_plan(tmp_path):
+    """int4-block32: the fully connected weights in blocks of 32, the convolutions per channel, all through
+    constexpr_blockwise_shift_scale (iOS18), integers and fp16 scales as in the .tflite."""
+    qm = _quantized("keras_attention", "int4-block32")
+    entry = zoo.get("keras_attention")
+    with pytest.raises(PlanError, match="iOS18"):
+        qm.export_coreml(tmp_path / "old.mlpackage", mode="w4", minimum_os="iOS17")
+    path = qm.export_coreml(tmp_path / "m.mlpackage", mode="w4")
+    result = edgeq.verify_coreml(path, qm, data=edgeq.calibration.arrays(*entry.eval(4, 0)), samples=4)
+    assert result.weights_exact, result.weight_mismatches
+    assert result.weights_checked == 8
+    blockwise = [e for e in qm.plan.tensors.values() if e.block_size == 32]
+    assert blockwise and all(e.dtype == "int4" for e in blockwise)
+    assert result.outputs[0].relative_error_vs_stored < 1e-5
+    ops = {o.type for o in _ops(path)}
+    assert "constexpr_blockwise_shift_scale" in ops and "quantize" not in ops
