@@ -49,8 +49,9 @@ def test_keras_cnn_package_matches_its_plan(tmp_path, mode):
     if mode == "fp16":
         assert result.weights_checked == 0
         assert out.relative_error_vs_float < 1e-3  # fp16 parameters, evaluated in fp32
-    else:
-        assert result.weights_checked == 5  # 3 conv, 1 depthwise, 1 fully connected
+    else:  # 3 conv, 1 depthwise, 1 fully connected; weight-only modes keep those under 2048 values in fp16
+        assert result.weights_checked + result.weights_float == 5
+        assert result.weights_float == (0 if mode == "w8a8" else 4)
     if mode == "w8a8":
         # Op by op on the integer model's own inputs the package computes the same int8 values but at near-ties
         # (LiteRT's fixed-point requantization rounds twice; Core ML's quantize once, half to even): +-1 on a
@@ -185,10 +186,10 @@ def test_w4_package_carries_the_int4_plan(tmp_path):
     entry = zoo.get("keras_attention")
     with pytest.raises(PlanError, match="iOS18"):
         qm.export_coreml(tmp_path / "old.mlpackage", mode="w4", minimum_os="iOS17")
-    path = qm.export_coreml(tmp_path / "m.mlpackage", mode="w4")
+    path = qm.export_coreml(tmp_path / "m.mlpackage", mode="w4", float_weights_below=0)
     result = edgeq.verify_coreml(path, qm, data=edgeq.calibration.arrays(*entry.eval(4, 0)), samples=4)
     assert result.weights_exact, result.weight_mismatches
-    assert result.weights_checked == 8
+    assert result.weights_checked == 8 and result.weights_float == 0
     blockwise = [e for e in qm.plan.tensors.values() if e.block_size == 32]
     assert blockwise and all(e.dtype == "int4" for e in blockwise)
     assert result.outputs[0].relative_error_vs_stored < 1e-5

@@ -33,6 +33,14 @@ def mil_name(name: str) -> str:
     return clean if clean and not clean[0].isdigit() else f"t_{clean}"
 
 
+def short_name(name: str) -> str:
+    """A readable, bounded op name from a TFLite tensor name: its last two path components without module
+    prefixes ("a/b.c.Conv2d__stem;1" -> "Conv2d__stem_1"). Converter names run to hundreds of characters, and
+    every MIL op and each of its parameter constants carries its name: EfficientNet's package was 30% names."""
+    parts = [p.rsplit(".", 1)[-1] for p in re.split(r"[/;:]", name) if p]
+    return "_".join(parts[-2:])[-48:] or "t"
+
+
 @dataclass
 class Value:
     var: object  # a MIL Var
@@ -54,17 +62,20 @@ class Lowering:
     ints: dict[str, np.ndarray]
     opset: object  # coremltools.target
     float_ops: set[int] = field(default_factory=set)
+    float_weights_below: int = 0  # weight-only modes: weights with fewer elements stay fp16
+    float_weights: list[int] = field(default_factory=list)  # the weights that did
     values: dict[int, Value] = field(default_factory=dict)
     used_names: set[str] = field(default_factory=set)
-    weights: dict[str, list] = field(default_factory=dict)  # TFLite weight -> [constexpr op name, TFLite->MIL perm]
+    weights: dict[int, list] = field(default_factory=dict)  # weight tensor -> [constexpr op name, TFLite->MIL perm]
     quantize_ops: dict[str, str] = field(default_factory=dict)  # dequantize output -> the quantize op before it
 
     # ---- names -------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
-        name, n = mil_name(base), 1
+        stem = mil_name(short_name(base))
+        name, n = stem, 1
         while name in self.used_names:
             n += 1
-            name = f"{mil_name(base)}_{n}"
+            name = f"{stem}_{n}"
         self.used_names.add(name)
         return name
 
@@ -142,11 +153,10 @@ class Lowering:
                 f'tensor "{name}": w8a8 needs per-tensor int8/uint8 activations, the plan has {enc.dtype} '
                 f"with {len(enc.scale)} scales (Core ML quantize takes int8 and uint8 only)"
             )
-        scale = half_exact(enc.scale[0], name)
-        zp = np.int8(enc.zero_point[0]) if enc.dtype == "int8" else np.uint8(enc.zero_point[0])
-        q = mb.quantize(
-            input=var, scale=scale, zero_point=zp, output_dtype=enc.dtype, name=self.fresh(f"{name}__q")
-        )
+        scale = mb.const(val=half_exact(enc.scale[0], name), name=self.fresh(f"{name}__scale"))
+        zp_value = np.int8(enc.zero_point[0]) if enc.dtype == "int8" else np.uint8(enc.zero_point[0])
+        zp = mb.const(val=zp_value, name=self.fresh(f"{name}__zero_point"))  # one pair for both ops
+        q = mb.quantize(input=var, scale=scale, zero_point=zp, output_dtype=enc.dtype, name=self.fresh(f"{name}__q"))
         dq = mb.dequantize(input=q, scale=scale, zero_point=zp, name=self.fresh(name))
         self.quantize_ops[dq.name] = q.name
         return dq
@@ -168,14 +178,17 @@ class Lowering:
         enc = self.encoding(t)
         if not tensor.is_constant:
             return self.value(t, perm=to_mil).var
-        if self.mode == "fp16" or enc is None or op_index in self.float_ops:
+        small = self.mode in ("w8", "w4") and tensor.data.size < self.float_weights_below
+        if small:
+            self.float_weights.append(t)
+        if self.mode == "fp16" or enc is None or op_index in self.float_ops or small:
             return self.const(np.transpose(np.asarray(tensor.data, dtype=np.float32), to_mil), tensor.name)
         if tensor.name not in self.ints:
             raise PlanError(f'weight "{tensor.name}" has a plan encoding but no integers in the rendered model')
         q = np.transpose(self.ints[tensor.name].reshape(tensor.shape), to_mil)
         scale = weight_scales(enc, tensor.shape, to_mil, tensor.name)
         name = self.fresh(tensor.name)
-        self.weights[tensor.name] = [name, list(to_mil)]
+        self.weights[t] = [name, list(to_mil)]
         if enc.dtype == "int4":
             return mb.constexpr_blockwise_shift_scale(data=q.astype(types.np_int4_dtype), scale=scale, name=name)
         if enc.dtype != "int8":

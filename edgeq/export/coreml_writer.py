@@ -111,11 +111,16 @@ def _image_layout(shape: tuple[int, ...], where: str) -> tuple[tuple[int, ...], 
     raise PlanError(f"{where}: an image input must be [1, H, W, C] or [1, C, H, W] with C = 1 or 3, not {list(shape)}")
 
 
-def build_program(qm: QuantizedModel, mode: str, target, image: ImageInput | None) -> tuple[Program, dict, list]:
-    """The MIL program of the plan in `mode`, the tensor map (TFLite activation / weight name -> [MIL name, perm])
-    that verification reads back, and coremltools input types."""
+def build_program(
+    qm: QuantizedModel, mode: str, target, image: ImageInput | None, float_weights_below: int = 0
+) -> tuple[Program, dict, list]:
+    """The MIL program of the plan in `mode`, the tensor map that verification reads back (tensor index in the
+    float graph -> [MIL name, perm] for activations and weights), and coremltools input types."""
     graph = host_graph(qm.float_model.graph) or qm.float_model.graph
-    L = Lowering(graph, qm.plan, mode, _integers(qm), target, float_ops={f.index for f in qm.plan.float_ops})
+    L = Lowering(
+        graph, qm.plan, mode, _integers(qm), target, float_ops={f.index for f in qm.plan.float_ops},
+        float_weights_below=float_weights_below,
+    )  # fmt: skip
     in_names = [_io_name(graph, t, graph.signature_inputs) for t in graph.inputs]
     out_names = [_io_name(graph, t, graph.signature_outputs) for t in graph.outputs]
     if len(set(in_names + out_names)) != len(in_names) + len(out_names):
@@ -169,9 +174,10 @@ def build_program(qm: QuantizedModel, mode: str, target, image: ImageInput | Non
         func.set_outputs(outs)
         prog.add_function("main", func)
     tensor_map = {
-        "values": {graph.tensors[t].name: [v.var.name, list(v.perm)] for t, v in L.values.items()},
-        "weights": L.weights,
+        "values": {str(t): [v.var.name, list(v.perm)] for t, v in L.values.items()},
+        "weights": {str(t): v for t, v in L.weights.items()},
         "quantize": L.quantize_ops,
+        "float_weights": [str(t) for t in L.float_weights],
         "outputs": out_names,
         "images": {},
     }
@@ -217,11 +223,17 @@ def export_coreml(
     image_input: ImageInput | None = None,
     class_labels: str | os.PathLike | Sequence[str] | None = None,
     minimum_os: str | None = None,
+    float_weights_below: int = 2048,
     author: str = "edgeq",
     version: str = "",
     description: str = "",
 ) -> Path:
-    """Write the plan as an .mlpackage, atomically and byte-identically for the same inputs."""
+    """Write the plan as an .mlpackage, atomically and byte-identically for the same inputs.
+
+    `float_weights_below`: in the weight-only modes (w8, w4), weights with fewer elements stay fp16, as
+    coremltools' own weight quantization does by default (2048): they cost almost nothing in size and are
+    often the most sensitive (first convolutions, depthwise filters). 0 quantizes every planned weight; w8a8
+    always quantizes every weight."""
     from edgeq import __version__
 
     if mode not in MODES:
@@ -231,7 +243,7 @@ def export_coreml(
     path = Path(path)
     if path.suffix != ".mlpackage":
         raise PlanError(f"{path}: a Core ML ML program is saved as a directory ending in .mlpackage")
-    prog, tensor_map, input_types = build_program(qm, mode, target, image_input)
+    prog, tensor_map, input_types = build_program(qm, mode, target, image_input, float_weights_below)
     graph = qm.float_model.graph
     classifier = None
     if class_labels is not None:

@@ -70,6 +70,7 @@ class CoreMLVerifyResult:
     precision: str
     weights_checked: int
     weight_mismatches: list[str] = field(default_factory=list)
+    weights_float: int = 0  # small weights a weight-only package keeps in fp16 (export's float_weights_below)
     samples: int = 0
     outputs: list[CoreMLOutput] = field(default_factory=list)
     per_op: PerOpAgreement | None = None  # w8a8 only
@@ -85,6 +86,7 @@ class CoreMLVerifyResult:
         lines = [
             f"{self.package}: mode {self.mode}; {self.weights_checked} weights "
             + ("decode exactly to the plan" if self.weights_exact else f"MISMATCH: {self.weight_mismatches[:3]}")
+            + (f"; {self.weights_float} small weights kept fp16" if self.weights_float else "")
         ]
         for o in self.outputs:
             line = (
@@ -127,15 +129,22 @@ def verify_coreml(
     if meta.get(META + "plan_sha256") != plan_hash:
         raise CoreMLError(f"{package}: written from another plan than this QuantizedModel's ({plan_hash[:12]})")
     tensor_map = json.loads(meta[META + "tensor_map"])
+    names = (host_graph(qm.float_model.graph) or qm.float_model.graph).tensors
+    for key in ("values", "weights"):  # stored by tensor index: names would double the package of a small model
+        tensor_map[key] = {names[int(t)].name: v for t, v in tensor_map[key].items()}
+    tensor_map["float_weights"] = {names[int(t)].name for t in tensor_map["float_weights"]}
     mode = meta[META + "mode"]
     result = CoreMLVerifyResult(str(package), mode, precision, 0)
-    _check_weights(prog, qm, tensor_map["weights"], mode, result)
+    _check_weights(prog, qm, tensor_map, mode, result)
     _check_outputs(prog, qm, tensor_map, mode, data, samples, precision, seed, result)
     return result
 
 
-def _check_weights(prog: MILProgram, qm: QuantizedModel, weights: dict, mode: str, result: CoreMLVerifyResult) -> None:
-    """Every planned weight: the package's constexpr integers and scales equal the .tflite's, read from bytes."""
+def _check_weights(prog: MILProgram, qm: QuantizedModel, tensor_map: dict, mode: str, result: CoreMLVerifyResult):
+    """Every planned weight: the package's constexpr integers and scales equal the .tflite's, read from bytes
+    (except the small ones a weight-only package keeps in fp16, counted in `weights_float`)."""
+    weights = tensor_map["weights"]
+    result.weights_float = len(tensor_map["float_weights"])
     tfl = {t.name: t for t in read_tflite(qm.tflite).tensors}
     expected = [n for n, e in qm.plan.tensors.items() if e.narrow_range or e.dtype == "int4"]
     if mode == "fp16":
@@ -144,7 +153,7 @@ def _check_weights(prog: MILProgram, qm: QuantizedModel, weights: dict, mode: st
         return
     float_ops = {qm.float_model.graph.tensors[t].name for f in qm.plan.float_ops for t in _op_inputs(qm, f.index)}
     for name in expected:
-        if name in float_ops:
+        if name in float_ops or name in tensor_map["float_weights"]:
             continue
         if name not in weights:
             result.weight_mismatches.append(f'"{name}": planned weight missing from the package')
@@ -222,6 +231,8 @@ def _stored_parameters_model(qm: QuantizedModel, mode: str, weights: dict) -> by
             t.data = _dequantize_weight(np.asarray(src.data).reshape(src.shape), qm.plan.tensors[t.name])
         else:
             t.data = t.data.astype(np.float16).astype(np.float32)
+    for op in graph.ops:  # scalar parameters too (LEAKY_RELU's alpha, SOFTMAX's beta): fp16 constants in the package
+        op.options = {k: float(np.float16(v)) if isinstance(v, float) else v for k, v in op.options.items()}
     return write_tflite(graph)
 
 
