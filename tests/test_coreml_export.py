@@ -98,10 +98,11 @@ def test_int8_zero_point_minus_128_is_kept(tmp_path):
     from coremltools.proto import MIL_pb2
 
     assert dtypes == {MIL_pb2.DataType.INT8}
+    consts = {o.outputs[0].name: o for o in _ops(path) if o.type == "const"}
     zero_points = set()
-    for op in _ops(path):
-        if op.type == "const" and op.outputs[0].name.endswith("zero_point_0"):
-            zero_points.add(int(np.frombuffer(op.attributes["val"].immediateValue.tensor.bytes.values, np.int8)[0]))
+    for op in quantize_ops:
+        const = consts[op.inputs["zero_point"].arguments[0].name]
+        zero_points.add(int(np.frombuffer(const.attributes["val"].immediateValue.tensor.bytes.values, np.int8)[0]))
     assert -128 in zero_points
     # The same program through coremltools' default pipeline loses it: what the empty pipeline avoids.
     from edgeq.export.coreml_writer import build_program, parse_minimum_os
