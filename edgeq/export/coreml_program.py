@@ -21,6 +21,13 @@ from edgeq.quant.plan import Encoding, QuantPlan
 NCHW = (0, 3, 1, 2)  # MIL channel-first axes of a TFLite NHWC tensor
 # How each mode stores weights and whether activations pass through quantize/dequantize.
 MODES = ("fp16", "w8", "w8a8", "w4")
+# Ops that only move, select or pad values: when their output's encoding is their inputs', what they produce
+# is already on the int8 grid, so w8a8 adds no quantize/dequantize after them (fewer ops and bytes).
+GRID_PRESERVING = frozenset(
+    {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "MAX_POOL_2D", "STRIDED_SLICE", "SLICE",
+     "GATHER", "SPLIT", "SPLIT_V", "PACK", "CONCATENATION", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
+     "RESIZE_NEAREST_NEIGHBOR", "REDUCE_MAX", "REDUCE_MIN", "MAXIMUM", "MINIMUM"}
+)  # fmt: skip
 
 
 def identity(rank: int) -> tuple[int, ...]:
@@ -140,11 +147,19 @@ class Lowering:
         """Register the value of tensor t; under w8a8 pass it through the plan's int8 encoding first."""
         enc = self.encoding(t)
         name = self.tname(t)
-        if self.activations_quantized() and enc is not None and op_index not in self.float_ops:
+        quantized = self.activations_quantized() and enc is not None and op_index not in self.float_ops
+        if quantized and not self.on_grid(op_index, enc):
             var = self.fake_quant(var, enc, name)
         v = Value(var, perm)
         self.values[t] = v
         return v
+
+    def on_grid(self, op_index: int | None, enc: Encoding) -> bool:
+        """Whether op `op_index` only moves values of inputs that all have the output's encoding."""
+        if op_index is None or self.graph.ops[op_index].kind not in GRID_PRESERVING:
+            return False
+        live = [t for t in self.graph.ops[op_index].inputs if t >= 0 and not self.graph.tensors[t].is_constant]
+        return bool(live) and all(self.encoding(t) == enc for t in live)
 
     def fake_quant(self, var, enc: Encoding, name: str):
         """quantize -> dequantize with the plan's per-tensor encoding: the integers the .tflite holds."""
