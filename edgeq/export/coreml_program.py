@@ -41,11 +41,15 @@ def mil_name(name: str) -> str:
 
 
 def short_name(name: str) -> str:
-    """A readable, bounded op name from a TFLite tensor name: its last two path components without module
-    prefixes ("a/b.c.Conv2d__stem;1" -> "Conv2d__stem_1"). Converter names run to hundreds of characters, and
-    every MIL op and each of its parameter constants carries its name: EfficientNet's package was 30% names."""
-    parts = [p.rsplit(".", 1)[-1] for p in re.split(r"[/;:]", name) if p]
-    return "_".join(parts[-2:])[-48:] or "t"
+    """A readable, bounded op name from a TFLite tensor name: its last path component without module prefixes
+    ("a/conv2d_1/Relu;a/conv2d_1/BiasAdd" -> "BiasAdd", suffixes kept). Converter names run to hundreds of
+    characters, and every MIL op and each of its parameter constants carries its name: EfficientNet's w8a8
+    package was 30% names."""
+    parts = [p.rsplit(".", 1)[-1] for p in re.split(r"[/;:]", name) if p] or ["t"]
+    numbered = re.fullmatch(r"\d+(__\w*)?", parts[-1])  # "...;1" or "...;1__q": the component before counts
+    if numbered and len(parts) > 1:
+        return (parts[-2] + (numbered.group(1) or ""))[-32:]
+    return parts[-1][-32:]
 
 
 @dataclass

@@ -9,6 +9,7 @@ is that the package carries the plan's integers and scales exactly. Only coremlt
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import ctypes.util
 import hashlib
@@ -17,6 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +189,17 @@ def build_program(
     return prog, tensor_map, input_types
 
 
+def encode_tensor_map(tensor_map: dict) -> str:
+    """JSON, zlib-compressed and base64-encoded: the map is for verification, and bytes in a package are
+    bytes on a phone (EfficientNet's map is 15 KB as JSON, 4 KB this way)."""
+    text = json.dumps(tensor_map, sort_keys=True, separators=(",", ":"))
+    return base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+
+
+def decode_tensor_map(value: str) -> dict:
+    return json.loads(zlib.decompress(base64.b64decode(value)))
+
+
 def _image_bias(image: ImageInput, channels: int) -> list[float]:
     bias = image.bias if isinstance(image.bias, Sequence) else [image.bias] * channels
     if len(bias) != channels:
@@ -274,7 +287,7 @@ def export_coreml(
     meta[EDGEQ_METADATA_PREFIX + "scheme"] = qm.plan.scheme
     meta[EDGEQ_METADATA_PREFIX + "model_sha256"] = qm.plan.model_sha256
     meta[EDGEQ_METADATA_PREFIX + "plan_sha256"] = hashlib.sha256(qm.plan.to_json().encode()).hexdigest()
-    meta[EDGEQ_METADATA_PREFIX + "tensor_map"] = json.dumps(tensor_map, sort_keys=True, separators=(",", ":"))
+    meta[EDGEQ_METADATA_PREFIX + "tensor_map"] = encode_tensor_map(tensor_map)
     _describe(model, qm, mode, image_input)
     _save_atomic(model, path)
     return path

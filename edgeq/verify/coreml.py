@@ -9,7 +9,6 @@ under w8a8, the integer model's outputs.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from edgeq.calibrate.data import validated
 from edgeq.calibrate.runner import input_specs
 from edgeq.errors import CoreMLError
 from edgeq.export.coreml_program import weight_scales
+from edgeq.export.coreml_writer import decode_tensor_map
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
 from edgeq.ir.tflite_reader import read_tflite
@@ -128,7 +128,7 @@ def verify_coreml(
     plan_hash = hashlib.sha256(qm.plan.to_json().encode()).hexdigest()
     if meta.get(META + "plan_sha256") != plan_hash:
         raise CoreMLError(f"{package}: written from another plan than this QuantizedModel's ({plan_hash[:12]})")
-    tensor_map = json.loads(meta[META + "tensor_map"])
+    tensor_map = decode_tensor_map(meta[META + "tensor_map"])
     names = (host_graph(qm.float_model.graph) or qm.float_model.graph).tensors
     for key in ("values", "weights"):  # stored by tensor index: names would double the package of a small model
         tensor_map[key] = {names[int(t)].name: v for t, v in tensor_map[key].items()}
