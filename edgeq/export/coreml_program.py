@@ -220,7 +220,7 @@ class Lowering:
         flat = scale.reshape(-1)
         return mb.constexpr_affine_dequantize(
             quantized_data=q.astype(np.int8),
-            zero_point=np.zeros(flat.shape, np.int8) if enc.per_channel else np.int8(0),
+            zero_point=np.int8(0),  # symmetric: one scalar for every channel
             scale=flat if enc.per_channel else flat[0],
             axis=axis,
             name=name,
