@@ -10,6 +10,10 @@ activations and per-tensor weights: the float graph with FakeQuant nodes inserte
 A model is kept only if it holds the op under test with integer tensors and LiteRT's reference kernels run it;
 refusals are cached too, so the list is the same on every run.
 
+The spec's float .tflite itself is cached too, as quantizer FLOAT ("float"), for exporters that start from the
+float model (Core ML): asked for by name only, so op_models() without quantizers lists the integer corpus. A few
+specs are built as FLOAT only (ops edgeq leaves float, batch-1 twins of specs edgeq cannot calibrate).
+
 Models are built once, deterministically, into `<repo>/.cache/opmodels/<hash of this file>/` (the base
 directory is EDGEQ_OPMODELS_DIR if set), by worker processes that each import TensorFlow once.
 """
@@ -43,6 +47,8 @@ QUANTIZERS = (
     "uint8",
     "int4",
 )
+# Not a quantizer: the float model every quantizer above starts from, listed only when asked for.
+FLOAT = "float"
 # Quantizers that can keep float inputs and outputs; they also build "_intio" variants of specs that ask.
 _FLOAT_IO = ("tflite_int8", "tflite_int16x8", "edgeq_int8", "edgeq_int16x8")
 # Ops given int4 weights (per channel) by ai-edge-quantizer under int8 activations, the ones with int4 kernels.
@@ -87,6 +93,9 @@ class _Spec:
     # SQUEEZE or EXPAND_DIMS (the converter turns both into RESHAPE), GATHER to EMBEDDING_LOOKUP.
     rewrite: tuple[str, tuple[int, ...]] | None = None
     requantize: bool = False  # the op under test must take an integer input (QUANTIZE int -> int)
+    # Built as the FLOAT model only: an op the Core ML lowering is tested on, kept out of the integer corpus
+    # (which the native interpreter is held to LiteRT on, and which these specs would change).
+    float_only: bool = False
 
 
 class _Weights:
@@ -549,6 +558,62 @@ def _specs() -> list[_Spec]:
         _Spec("mobilenet_block", "DEPTHWISE_CONV_2D", (_x(1, 16, 16, 8),), _mobilenet_block, int_io=True),
         _Spec("transformer_block", "BATCH_MATMUL", (_x(1, 8, 16),), _transformer_block, int_io=True),
         _Spec("audio_conv1d_block", "CONV_2D", (_x(1, 1, 64, 3),), _audio_block),
+        # Float only: ops edgeq leaves float (allow_float_ops) that exporters still lower, one of them behind
+        # an integer op.
+        _Spec(
+            "fc_log_softmax",
+            "LOG_SOFTMAX",
+            (_x(1, 16),),
+            lambda tf, w, x: tf.nn.log_softmax(tf.matmul(x, w(16, 10)) + w(10, scale=0.5)),
+            float_only=True,
+        ),
+        _Spec(
+            "reduce_prod_axis1",
+            "REDUCE_PROD",
+            (_x(1, 5, 3, lo=0.5, hi=1.5),),
+            lambda tf, w, x: tf.reduce_prod(x, [1]),
+            float_only=True,
+        ),
+        _Spec("tile_hw", "TILE", (_x(1, 4, 3, 2),), lambda tf, w, x: tf.tile(x, [1, 2, 3, 1]), float_only=True),
+        _Spec(
+            "div_broadcast",
+            "DIV",
+            (image, _x(1, 1, 1, 4, lo=0.5, hi=2.0)),
+            lambda tf, w, a, b: a / b,
+            float_only=True,
+        ),
+        _Spec("square", "SQUARE", (row,), lambda tf, w, x: tf.square(x), float_only=True),
+        _Spec("log", "LOG", (_x(1, 8, 4, lo=0.1, hi=4.0),), lambda tf, w, x: tf.math.log(x), float_only=True),
+        # Float only: batch-1 twins of specs whose fixed batch above 1 edgeq cannot calibrate, for the lowering
+        # paths only those cover (transposed and broadcast BATCH_MATMUL, nearest downscaling, PACK on axis -1).
+        _Spec(
+            "batch_matmul_adj_x_b1",
+            "BATCH_MATMUL",
+            (_x(1, 6, 4), _x(1, 6, 5)),
+            lambda tf, w, a, b: tf.matmul(a, b, transpose_a=True),
+            float_only=True,
+        ),
+        _Spec(
+            "batch_matmul_broadcast_4d_b1",
+            "BATCH_MATMUL",
+            (_x(1, 3, 4, 7), _x(1, 1, 7, 5)),
+            lambda tf, w, a, b: tf.matmul(a, b),
+            float_only=True,
+        ),
+        _Spec(
+            "resize_nearest_down_b1",
+            "RESIZE_NEAREST_NEIGHBOR",
+            (_x(1, 13, 13, 5),),
+            lambda tf, w, x: tf.compat.v1.image.resize_nearest_neighbor(x, (7, 7)),
+            float_only=True,
+        ),
+        _Spec(
+            "pack_last_axis_three_b1",
+            "PACK",
+            (_x(1, 5), _x(1, 5), _x(1, 5, lo=-6, hi=6)),
+            lambda tf, w, a, b, c: tf.stack([a, b, c], -1),
+            float_only=True,
+        ),
     ]
 
 
@@ -562,7 +627,7 @@ def _spec_table() -> dict[str, _Spec]:
 
 def _model_names(spec: _Spec, quantizer: str) -> list[str]:
     """The models a spec yields under a quantizer (none if the quantizer does not apply to its op)."""
-    if quantizer == "int4" and spec.op not in _INT4_OPS:
+    if (quantizer == "int4" and spec.op not in _INT4_OPS) or (spec.float_only and quantizer != FLOAT):
         return []
     names = [f"{spec.name}.{quantizer}"]
     if spec.int_io and quantizer in _FLOAT_IO:
@@ -583,9 +648,9 @@ def cache_dir() -> Path:
 def op_models(quantizers: Iterable[str] | None = None, ops: Iterable[str] | None = None) -> list[OpModel]:
     """Every model for the given quantizers and ops (default: all), building the missing ones first."""
     quantizers = QUANTIZERS if quantizers is None else tuple(quantizers)
-    unknown = set(quantizers) - set(QUANTIZERS)
+    unknown = set(quantizers) - set(_QUANTIZE)
     if unknown:
-        raise ValueError(f"unknown quantizers {sorted(unknown)}; known: {', '.join(QUANTIZERS)}")
+        raise ValueError(f"unknown quantizers {sorted(unknown)}; known: {', '.join(_QUANTIZE)}")
     wanted_ops = None if ops is None else set(ops)
     specs = [s for s in _spec_table().values() if wanted_ops is None or s.op in wanted_ops]
     directory = cache_dir()
@@ -598,6 +663,17 @@ def op_models(quantizers: Iterable[str] | None = None, ops: Iterable[str] | None
                 if path.exists():
                     models.append(OpModel(name, spec.op, quantizer, path))
     return models
+
+
+def spec_names() -> list[str]:
+    """Every spec's name, in corpus order, without building anything (to parametrize tests by model)."""
+    return list(_spec_table())
+
+
+def calibration(spec: str) -> list[list[np.ndarray]]:
+    """The seeded calibration samples of a spec (by name, "<spec>" of "<spec>.<quantizer>"), one array per
+    input each: what every quantizer here calibrated on, for tests that quantize a FLOAT model themselves."""
+    return _calibration(_spec_table()[spec])
 
 
 def skipped(quantizers: Iterable[str] | None = None, ops: Iterable[str] | None = None) -> dict[str, str]:
@@ -927,6 +1003,7 @@ _QUANTIZE: dict[str, Callable[[_Built, bool], bytes]] = {
     "edgeq_int16x8": _edgeq("int16x8"),
     "uint8": _uint8,
     "int4": _aeq(8, weight_bits=4),
+    FLOAT: lambda built, int_io: built.float_tflite,
 }
 
 
@@ -1050,6 +1127,9 @@ _REQUIRED_TYPE = {
 def _check(data: bytes, spec: _Spec, quantizer: str) -> None:
     """The op under test is there with integer tensors (of the quantizer's own type where it has one), and
     LiteRT's reference kernels load and run the model."""
+    if quantizer == FLOAT:
+        _check_float(data, spec)
+        return
     schema = _schema()
     names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     model = _unpack(data)
@@ -1066,13 +1146,26 @@ def _check(data: bytes, spec: _Spec, quantizer: str) -> None:
     if not any(kind == spec.op and integer(op) for kind, op in zip(kinds, graph.operators, strict=True)):
         present = spec.op in kinds
         raise ValueError(f"{spec.op} {'is not integer' if present else 'is missing'} ({' '.join(kinds)})")
-    _run_reference(data)
+    _run_once(data)
 
 
-def _run_reference(data: bytes) -> None:
+def _check_float(data: bytes, spec: _Spec) -> None:
+    """The float model holds the op under test (QUANTIZE and DEQUANTIZE exist only once a model is quantized:
+    their specs keep the float computation around them) and LiteRT's default kernels run it: those are the
+    float reference of exporters that start from it, and BUILTIN_REF lacks some float kernels (ELU)."""
+    model = _unpack(data)
+    kinds = [_builtin(model, op) for op in model.subgraphs[0].operators]
+    if spec.op not in kinds and spec.op not in ("QUANTIZE", "DEQUANTIZE"):
+        raise ValueError(f"{spec.op} is missing ({' '.join(kinds)})")
+    _run_once(data, reference=False)
+
+
+def _run_once(data: bytes, reference: bool = True) -> None:
+    """Run the model once on random inputs, with the BUILTIN_REF kernels (or LiteRT's default ones)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+    interpreter = Interpreter(model_content=data, experimental_op_resolver_type=resolver)
     interpreter.allocate_tensors()
     for detail, x in zip(interpreter.get_input_details(), random_inputs(data, 0), strict=True):
         interpreter.set_tensor(detail["index"], x)

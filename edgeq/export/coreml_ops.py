@@ -159,9 +159,7 @@ def _pool(L: Lowering, i: int, op: Op) -> None:
         if op.kind == "MAX_POOL_2D":
             return mb.max_pool(x=x.var, pad_type="custom", pad=pads, name=name, **common)
         # TFLite averages over the window's in-bounds pixels only.
-        return mb.avg_pool(
-            x=x.var, pad_type="custom", pad=pads, exclude_padding_from_average=True, name=name, **common
-        )
+        return mb.avg_pool(x=x.var, pad_type="custom", pad=pads, exclude_padding_from_average=True, name=name, **common)
 
     _finish(L, i, op, build, NCHW)
 
@@ -244,10 +242,6 @@ def _unary(fn: Callable[[object, str], object]) -> Lower:
     return lower
 
 
-def _hard_sigmoid(x, name: str):
-    return mb.sigmoid_hard(x=x, alpha=np.float16(1 / 6), beta=np.float16(0.5), name=name)
-
-
 _UNARY: dict[str, Callable[[object, str], object]] = {
     "RELU": lambda x, n: mb.relu(x=x, name=n),
     "RELU6": lambda x, n: mb.relu6(x=x, name=n),
@@ -263,10 +257,25 @@ _UNARY: dict[str, Callable[[object, str], object]] = {
     "NEG": lambda x, n: mb.mul(x=x, y=np.float16(-1), name=n),
     "SQUARE": lambda x, n: mb.mul(x=x, y=x, name=n),
     "ELU": lambda x, n: mb.elu(x=x, alpha=np.float16(1), name=n),
-    "HARD_SWISH": lambda x, n: mb.mul(x=x, y=_hard_sigmoid(x, n + "__gate"), name=n),
 }
 for _kind, _fn in _UNARY.items():
     LOWERINGS[_kind] = _unary(_fn)
+
+
+@lowers("HARD_SWISH")
+def _hard_swish(L: Lowering, i: int, op: Op) -> None:
+    """x * relu6(x + 3) / 6 as TFLite computes it, with constants fp16 holds exactly (sigmoid_hard's alpha
+    1/6 is not: 1e-4 relative error, seen on the hard_swish op model)."""
+    x = L.value(op.inputs[0])
+    base = L.tname(op.outputs[0])
+
+    def build(name: str):
+        shifted = mb.add(x=x.var, y=np.float16(3), name=L.fresh(base + "__plus3"))
+        gate = mb.relu6(x=shifted, name=L.fresh(base + "__gate"))
+        gated = mb.mul(x=x.var, y=gate, name=L.fresh(base + "__gated"))
+        return mb.real_div(x=gated, y=np.float16(6), name=name)
+
+    _finish(L, i, op, build, x.perm)
 
 
 @lowers("GELU")
@@ -320,6 +329,24 @@ def _softmax(L: Lowering, i: int, op: Op) -> None:
     _finish(L, i, op, build, x.perm)
 
 
+@lowers("LOG_SOFTMAX")
+def _log_softmax(L: Lowering, i: int, op: Op) -> None:
+    """(x - max) - log(sum(exp(x - max))) over the last axis, as TFLite's kernel computes it: log(softmax(x))
+    would lose every probability that underflows."""
+    x = L.value(op.inputs[0])
+    axis = x.perm.index(x.rank - 1)
+    base = L.tname(op.outputs[0])
+
+    def build(name: str):
+        peak = mb.reduce_max(x=x.var, axes=[axis], keep_dims=True, name=L.fresh(base + "__max"))
+        shifted = mb.sub(x=x.var, y=peak, name=L.fresh(base + "__shifted"))
+        exp = mb.exp(x=shifted, name=L.fresh(base + "__exp"))
+        total = mb.reduce_sum(x=exp, axes=[axis], keep_dims=True, name=L.fresh(base + "__sum"))
+        return mb.sub(x=shifted, y=mb.log(x=total, name=L.fresh(base + "__log")), name=name)
+
+    _finish(L, i, op, build, x.perm)
+
+
 # ---- reductions ----------------------------------------------------------------------------------------------
 _REDUCE = {"MEAN": mb.reduce_mean, "SUM": mb.reduce_sum, "REDUCE_MAX": mb.reduce_max, "REDUCE_MIN": mb.reduce_min,
            "REDUCE_PROD": mb.reduce_prod}  # fmt: skip
@@ -368,6 +395,13 @@ def _transpose(L: Lowering, i: int, op: Op) -> None:
         L.values[out_t] = Value(x.var, perm)
         return
     L.emit(out_t, x.var, perm, i)
+
+
+@lowers("TILE")
+def _tile(L: Lowering, i: int, op: Op) -> None:
+    x = L.value(op.inputs[0])
+    reps = [int(r) for r in L.static(op.inputs[1])]
+    _finish(L, i, op, lambda name: mb.tile(x=x.var, reps=[reps[p] for p in x.perm], name=name), x.perm)
 
 
 @lowers("CONCATENATION")
@@ -439,22 +473,40 @@ def _resize_bilinear(L: Lowering, i: int, op: Op) -> None:
     _finish(L, i, op, build, NCHW)
 
 
+def _nearest_indices(size_in: int, size_out: int, align_corners: bool, half_pixel: bool) -> np.ndarray:
+    """The source index of each output row or column, as TFLite's GetNearestNeighbor computes it (in fp32)."""
+    f32 = np.float32
+    scale = f32(size_in - 1) / f32(size_out - 1) if align_corners and size_out > 1 else f32(size_in) / f32(size_out)
+    src = (np.arange(size_out, dtype=f32) + f32(0.5 if half_pixel else 0.0)) * scale
+    idx = np.floor(src)
+    if align_corners:  # TfLiteRound, half away from zero (src >= 0; src - floor(src) is exact)
+        idx += src - idx >= 0.5
+    return np.clip(idx.astype(np.int32), 0, size_in - 1)
+
+
 @lowers("RESIZE_NEAREST_NEIGHBOR")
 def _resize_nearest(L: Lowering, i: int, op: Op) -> None:
-    x_t = op.inputs[0]
+    """upsample_nearest_neighbor where TFLite's source rows and columns are an integer upscaling's (each
+    repeated k times); otherwise gathers of the exact source rows, then columns: Core ML does not define how
+    its resize ops round a nearest index under align-corners or half-pixel sampling."""
+    x_t, out_t = op.inputs[0], op.outputs[0]
     x = L.value(x_t, NCHW)
     _, in_h, in_w, _ = L.graph.tensors[x_t].shape
     h, w = (int(v) for v in L.static(op.inputs[1]))
-    if op.options.get("alignCorners", False) or h % in_h or w % in_w:
-        raise UnsupportedOpError(
-            f"{L.graph.where(i)}: RESIZE_NEAREST_NEIGHBOR is exported for integer upscaling without align_corners "
-            f"only ({in_h}x{in_w} -> {h}x{w})"
-        )
+    align, half = bool(op.options.get("alignCorners", False)), bool(op.options.get("halfPixelCenters", False))
+    rows, cols = _nearest_indices(in_h, h, align, half), _nearest_indices(in_w, w, align, half)
+    kh, kw = max(h // in_h, 1), max(w // in_w, 1)
+    upscale = h == in_h * kh and w == in_w * kw
+    if upscale and np.array_equal(rows, np.arange(h) // kh) and np.array_equal(cols, np.arange(w) // kw):
 
-    def build(name: str):
-        return mb.upsample_nearest_neighbor(
-            x=x.var, scale_factor_height=h // in_h, scale_factor_width=w // in_w, name=name
-        )
+        def build(name: str):
+            return mb.upsample_nearest_neighbor(x=x.var, scale_factor_height=kh, scale_factor_width=kw, name=name)
+
+    else:
+
+        def build(name: str):
+            by_rows = mb.gather(x=x.var, indices=rows, axis=2, name=L.fresh(L.tname(out_t) + "__rows"))
+            return mb.gather(x=by_rows, indices=cols, axis=3, name=name)
 
     _finish(L, i, op, build, NCHW)
 
