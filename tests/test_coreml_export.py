@@ -57,7 +57,7 @@ def test_keras_cnn_package_matches_its_plan(tmp_path, mode):
         # (LiteRT's fixed-point requantization rounds twice; Core ML's quantize once, half to even): +-1 on a
         # fraction of a percent. End to end those flips propagate: measured 34.5-45 dB on this model.
         per_op = result.per_op
-        assert per_op.tensors == 11 and per_op.max_abs_diff == 1  # 17 int8 tensors, 6 only moved
+        assert per_op.tensors == 13 and per_op.max_abs_diff == 1  # 19 int8 tensors, 6 only moved
         assert per_op.equal_share > 0.99 and per_op.sqnr_db >= 40.0
         assert out.sqnr_vs_integer_db >= 30.0
     else:  # the lowering computes the float model with the package's parameters, to fp32 rounding

@@ -257,9 +257,12 @@ class _TeacherForcing:
         self.pairs = []  # (tflite name, tensor index, scale, zero point, dequantize name, quantize name, perm)
         for name, (mil, perm) in tensor_map["values"].items():
             q_name = tensor_map["quantize"].get(mil)
-            t = index.get(name)
-            if q_name is None or t is None or graph.tensors[t].quant is None or graph.tensors[t].dtype != "int8":
+            # A tensor kept float at the model's boundary has its integer twin under "<name>/quantized".
+            ints = [i for i in (index.get(name), index.get(f"{name}/quantized")) if i is not None]
+            ints = [i for i in ints if graph.tensors[i].quant is not None and graph.tensors[i].dtype == "int8"]
+            if q_name is None or not ints:
                 continue
+            t = ints[0]
             quant = graph.tensors[t].quant
             self.pairs.append((name, t, float(quant.scale[0]), int(quant.zero_point[0]), mil, q_name, perm))
         self.acc = PerOpAgreement(tensors=len(self.pairs))
