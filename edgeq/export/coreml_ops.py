@@ -57,7 +57,7 @@ def _same_pads(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]
     return total // 2, total - total // 2
 
 
-def _pads(L: Lowering, op: Op, x_shape: tuple[int, ...], kh: int, kw: int, dil: tuple[int, int]) -> list[int]:
+def _pads(op: Op, x_shape: tuple[int, ...], kh: int, kw: int, dil: tuple[int, int]) -> list[int]:
     if op.options.get("padding", 0) == 1:  # VALID
         return [0, 0, 0, 0]
     top, bottom = _same_pads(x_shape[1], kh, op.options.get("strideH", 1), dil[0])
@@ -109,7 +109,7 @@ def _conv(L: Lowering, i: int, op: Op) -> None:
     w = L.weight(w_t, to_mil, i)
     groups = x_shape[3] if depthwise else x_shape[3] // w_shape[3]
     dil = (op.options.get("dilationHFactor", 1), op.options.get("dilationWFactor", 1))
-    pads = _pads(L, op, x_shape, w_shape[1], w_shape[2], dil)
+    pads = _pads(op, x_shape, w_shape[1], w_shape[2], dil)
     bias = L.bias(op.inputs[2], i) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     strides = [op.options.get("strideH", 1), op.options.get("strideW", 1)]
 
@@ -152,7 +152,7 @@ def _pool(L: Lowering, i: int, op: Op) -> None:
     x_t = op.inputs[0]
     x = L.value(x_t, NCHW)
     kh, kw = op.options.get("filterHeight", 1), op.options.get("filterWidth", 1)
-    pads = _pads(L, op, L.graph.tensors[x_t].shape, kh, kw, (1, 1))
+    pads = _pads(op, L.graph.tensors[x_t].shape, kh, kw, (1, 1))
     common = dict(kernel_sizes=[kh, kw], strides=[op.options.get("strideH", 1), op.options.get("strideW", 1)])
 
     def build(name: str):
