@@ -196,3 +196,28 @@ def test_w4_package_carries_the_int4_plan(tmp_path):
     assert result.outputs[0].relative_error_vs_stored < 1e-5
     ops = {o.type for o in _ops(path)}
     assert "constexpr_blockwise_shift_scale" in ops and "quantize" not in ops
+
+
+def test_verify_refuses_foreign_packages_and_other_plans(tmp_path):
+    from edgeq.errors import CoreMLError
+    from edgeq.export.coreml_env import mb
+
+    qm = _quantized("keras_cnn_ops")
+    path = qm.export_coreml(tmp_path / "m.mlpackage", mode="w8")
+    other = edgeq.quantize(
+        qm.float_model, edgeq.calibration.arrays(*zoo.get("keras_cnn_ops").calib(8, 1)), scheme="int16x8",
+        progress=False,
+    )  # fmt: skip
+    with pytest.raises(CoreMLError, match="another plan"):
+        edgeq.verify_coreml(path, other, samples=1)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4))])
+    def prog(x):
+        return mb.relu(x=x, name="y")
+
+    foreign = tmp_path / "foreign.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", skip_model_load=True).save(str(foreign))
+    with pytest.raises(CoreMLError, match="not written by edgeq"):
+        edgeq.verify_coreml(foreign, qm, samples=1)
+    with pytest.raises(CoreMLError, match="not a readable"):
+        edgeq.verify_coreml(tmp_path / "missing.mlpackage", qm, samples=1)
