@@ -187,7 +187,7 @@ def test_w4_package_carries_the_int4_plan(tmp_path):
     entry = zoo.get("keras_attention")
     with pytest.raises(PlanError, match="iOS18"):
         qm.export_coreml(tmp_path / "old.mlpackage", mode="w4", minimum_os="iOS17")
-    path = qm.export_coreml(tmp_path / "m.mlpackage", mode="w4", float_weights_below=0)
+    path = qm.export_coreml(tmp_path / "m.mlpackage", mode="w4", weight_threshold=0)
     result = edgeq.verify_coreml(path, qm, data=edgeq.calibration.arrays(*entry.eval(4, 0)), samples=4)
     assert result.weights_exact, result.weight_mismatches
     assert result.weights_checked == 8 and result.weights_float == 0

@@ -73,7 +73,7 @@ class Lowering:
     ints: dict[str, np.ndarray]
     opset: object  # coremltools.target
     float_ops: set[int] = field(default_factory=set)
-    float_weights_below: int = 0  # weight-only modes: weights with fewer elements stay fp16
+    weight_threshold: int = 0  # weight-only modes: weights of at most this many values stay fp16
     float_weights: list[int] = field(default_factory=list)  # the weights that did
     values: dict[int, Value] = field(default_factory=dict)
     used_names: set[str] = field(default_factory=set)
@@ -197,7 +197,7 @@ class Lowering:
         enc = self.encoding(t)
         if not tensor.is_constant:
             return self.value(t, perm=to_mil).var
-        small = self.mode in ("w8", "w4") and tensor.data.size < self.float_weights_below
+        small = self.mode in ("w8", "w4") and tensor.data.size <= self.weight_threshold
         if small:
             self.float_weights.append(t)
         if self.mode == "fp16" or enc is None or op_index in self.float_ops or small:

@@ -114,14 +114,14 @@ def _image_layout(shape: tuple[int, ...], where: str) -> tuple[tuple[int, ...], 
 
 
 def build_program(
-    qm: QuantizedModel, mode: str, target, image: ImageInput | None, float_weights_below: int = 0
+    qm: QuantizedModel, mode: str, target, image: ImageInput | None, weight_threshold: int = 0
 ) -> tuple[Program, dict, list]:
     """The MIL program of the plan in `mode`, the tensor map that verification reads back (tensor index in the
     float graph -> [MIL name, perm] for activations and weights), and coremltools input types."""
     graph = host_graph(qm.float_model.graph) or qm.float_model.graph
     L = Lowering(
         graph, qm.plan, mode, _integers(qm), target, float_ops={f.index for f in qm.plan.float_ops},
-        float_weights_below=float_weights_below,
+        weight_threshold=weight_threshold,
     )  # fmt: skip
     in_names = [_io_name(graph, t, graph.signature_inputs) for t in graph.inputs]
     out_names = [_io_name(graph, t, graph.signature_outputs) for t in graph.outputs]
@@ -236,17 +236,17 @@ def export_coreml(
     image_input: ImageInput | None = None,
     class_labels: str | os.PathLike | Sequence[str] | None = None,
     minimum_os: str | None = None,
-    float_weights_below: int = 2048,
+    weight_threshold: int = 2048,
     author: str = "edgeq",
     version: str = "",
     description: str = "",
 ) -> Path:
     """Write the plan as an .mlpackage, atomically and byte-identically for the same inputs.
 
-    `float_weights_below`: in the weight-only modes (w8, w4), weights with fewer elements stay fp16, as
-    coremltools' own weight quantization does by default (2048): they cost almost nothing in size and are
-    often the most sensitive (first convolutions, depthwise filters). 0 quantizes every planned weight; w8a8
-    always quantizes every weight."""
+    `weight_threshold`: in the weight-only modes (w8, w4), weights of at most this many values stay fp16, as
+    in coremltools' own weight quantization (same name, same default, 2048): they cost almost nothing in size
+    and are often the most sensitive (first convolutions, depthwise filters). 0 quantizes every planned
+    weight; w8a8 always quantizes every weight."""
     from edgeq import __version__
 
     if mode not in MODES:
@@ -256,7 +256,7 @@ def export_coreml(
     path = Path(path)
     if path.suffix != ".mlpackage":
         raise PlanError(f"{path}: a Core ML ML program is saved as a directory ending in .mlpackage")
-    prog, tensor_map, input_types = build_program(qm, mode, target, image_input, float_weights_below)
+    prog, tensor_map, input_types = build_program(qm, mode, target, image_input, weight_threshold)
     graph = qm.float_model.graph
     classifier = None
     if class_labels is not None:

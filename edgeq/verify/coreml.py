@@ -70,7 +70,7 @@ class CoreMLVerifyResult:
     precision: str
     weights_checked: int
     weight_mismatches: list[str] = field(default_factory=list)
-    weights_float: int = 0  # small weights a weight-only package keeps in fp16 (export's float_weights_below)
+    weights_float: int = 0  # small weights a weight-only package keeps in fp16 (export's weight_threshold)
     samples: int = 0
     outputs: list[CoreMLOutput] = field(default_factory=list)
     per_op: PerOpAgreement | None = None  # w8a8 only
