@@ -264,11 +264,16 @@ def weight_scales(enc: Encoding, shape: tuple[int, ...], to_mil: tuple[int, ...]
 
 
 def dequantize(q: np.ndarray, enc: Encoding, shape: tuple[int, ...]) -> np.ndarray:
-    """(q - zero_point) * scale in float64 then float32, per channel along enc.axis."""
+    """(q - zero_point) * scale in float64 then float32: per channel along enc.axis, or per block of
+    enc.block_size along the input dimension of an [out, in] weight."""
     q = np.asarray(q, dtype=np.float64).reshape(shape)
     scale = np.asarray(enc.scale, dtype=np.float64)
     zp = np.asarray(enc.zero_point, dtype=np.float64)
-    if scale.size > 1:
+    if enc.block_size:
+        blocks = (shape[0], shape[1] // enc.block_size)
+        scale = np.repeat(scale.reshape(blocks), enc.block_size, axis=1)
+        zp = np.repeat(zp.reshape(blocks), enc.block_size, axis=1)
+    elif scale.size > 1:
         bshape = [1] * q.ndim
         bshape[enc.axis] = -1
         scale, zp = scale.reshape(bshape), zp.reshape(bshape)

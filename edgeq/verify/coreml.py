@@ -18,7 +18,7 @@ import numpy as np
 from edgeq.calibrate.data import validated
 from edgeq.calibrate.runner import input_specs
 from edgeq.errors import CoreMLError
-from edgeq.export.coreml_program import weight_scales
+from edgeq.export.coreml_program import dequantize, weight_scales
 from edgeq.export.coreml_writer import decode_tensor_map
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
@@ -135,17 +135,17 @@ def verify_coreml(
     tensor_map["float_weights"] = {names[int(t)].name for t in tensor_map["float_weights"]}
     mode = meta[META + "mode"]
     result = CoreMLVerifyResult(str(package), mode, precision, 0)
-    _check_weights(prog, qm, tensor_map, mode, result)
-    _check_outputs(prog, qm, tensor_map, mode, data, samples, precision, seed, result)
+    tfl = {t.name: t for t in read_tflite(qm.tflite).tensors}  # the Android artifact, read from its bytes
+    _check_weights(prog, qm, tfl, tensor_map, mode, result)
+    _check_outputs(prog, qm, tfl, tensor_map, mode, data, samples, precision, seed, result)
     return result
 
 
-def _check_weights(prog: MILProgram, qm: QuantizedModel, tensor_map: dict, mode: str, result: CoreMLVerifyResult):
+def _check_weights(prog: MILProgram, qm: QuantizedModel, tfl: dict, tensor_map: dict, mode: str, result):
     """Every planned weight: the package's constexpr integers and scales equal the .tflite's, read from bytes
     (except the small ones a weight-only package keeps in fp16, counted in `weights_float`)."""
     weights = tensor_map["weights"]
     result.weights_float = len(tensor_map["float_weights"])
-    tfl = {t.name: t for t in read_tflite(qm.tflite).tensors}
     expected = [n for n, e in qm.plan.tensors.items() if e.narrow_range or e.dtype == "int4"]
     if mode == "fp16":
         if weights:
@@ -218,33 +218,21 @@ def _relative(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.linalg.norm(got - want.reshape(got.shape))) / norm if norm else float(np.any(got != 0))
 
 
-def _stored_parameters_model(qm: QuantizedModel, mode: str, weights: dict) -> bytes:
+def _stored_parameters_model(qm: QuantizedModel, tfl: dict, mode: str, weights: dict) -> bytes:
     """The float model with the package's parameters: each quantized weight as its plan integers times scales
     (exact in float32), every other float constant rounded through fp16 as the package stores it."""
     graph = (host_graph(qm.float_model.graph) or qm.float_model.graph).copy()
-    ints = {t.name: t for t in read_tflite(qm.tflite).tensors}
     for t in graph.tensors:
         if t.data is None or not str(t.data.dtype).startswith("float"):
             continue
         if mode != "fp16" and t.name in weights:
-            src = ints[t.name]
-            t.data = _dequantize_weight(np.asarray(src.data).reshape(src.shape), qm.plan.tensors[t.name])
+            src = tfl[t.name]
+            t.data = dequantize(src.data, qm.plan.tensors[t.name], src.shape)
         else:
             t.data = t.data.astype(np.float16).astype(np.float32)
     for op in graph.ops:  # scalar parameters too (LEAKY_RELU's alpha, SOFTMAX's beta): fp16 constants in the package
         op.options = {k: float(np.float16(v)) if isinstance(v, float) else v for k, v in op.options.items()}
     return write_tflite(graph)
-
-
-def _dequantize_weight(q: np.ndarray, enc) -> np.ndarray:
-    scale = np.asarray(enc.scale, dtype=np.float64)
-    if enc.block_size:
-        per_block = scale.reshape(q.shape[0], q.shape[1] // enc.block_size)
-        return (q * np.repeat(per_block, enc.block_size, axis=1)).astype(np.float32)
-    shape = [1] * q.ndim
-    if scale.size > 1:
-        shape[enc.axis] = -1
-    return (q * scale.reshape(shape)).astype(np.float32)
 
 
 class _TeacherForcing:
@@ -294,12 +282,12 @@ class _TeacherForcing:
         return self.acc
 
 
-def _check_outputs(prog, qm, tensor_map, mode, data, samples, precision, seed, result: CoreMLVerifyResult) -> None:
+def _check_outputs(prog, qm, tfl, tensor_map, mode, data, samples, precision, seed, result: CoreMLVerifyResult) -> None:
     graph = qm.float_model.graph
     float_rt = LiteRT(qm.float_model.host_tflite)
     int_rt = LiteRT(qm.host_tflite, reference=True, preserve=True) if mode == "w8a8" else None
     forced = _TeacherForcing(qm, tensor_map) if int_rt is not None else None
-    stored_rt = LiteRT(_stored_parameters_model(qm, mode, tensor_map["weights"])) if int_rt is None else None
+    stored_rt = LiteRT(_stored_parameters_model(qm, tfl, mode, tensor_map["weights"])) if int_rt is None else None
     out_names = tensor_map["outputs"]  # the model's outputs (a classifier's probabilities, not its label)
     vs_float = [Accumulator() for _ in out_names]
     vs_int = [Accumulator() for _ in out_names]
