@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeq.calibrate.runner import calibrate
+import numpy as np
+
+from edgeq.algorithms.context import AlgorithmContext, AlgorithmReport, timed
+from edgeq.algorithms.registry import resolve as resolve_algorithms
+from edgeq.calibrate.data import validated
+from edgeq.calibrate.runner import calibrate, input_specs
 from edgeq.errors import PlanError
 from edgeq.export.atomic import write_atomic
 from edgeq.export.op_versions import assign_versions, min_runtime_version
@@ -35,6 +41,7 @@ class QuantizedModel:
     timings: dict[str, float] = field(default_factory=dict)
     calibration_samples: int = 0
     host_tflite: bytes = b""  # what LiteRT runs on the host (custom ops replaced by builtin stand-ins)
+    algorithms: list[AlgorithmReport] = field(default_factory=list)  # what each fidelity algorithm did
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the .tflite atomically: an interrupted save never leaves a partial or damaged file."""
@@ -66,6 +73,7 @@ def quantize(
     allow_float_ops: bool = False,
     plan: QuantPlan | None = None,
     progress: bool = True,
+    algorithms: Sequence[str] | str | None = None,
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
     at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
@@ -75,6 +83,11 @@ def quantize(
     calibration samples held out of the ranges (every 16th, up to 8) wins: clipping helps most models
     and ruins a few. With fewer than 16 samples the percentile plan is used. int16 activations
     default to "minmax": 65536 levels leave nothing for clipping to buy.
+
+    `algorithms` (names from edgeq.algorithms.registry, e.g. ["cle", "bias_correction", "adaround"]) refine
+    the result: float-stage ones change weights before calibration, plan-stage ones the chosen plan's
+    rounding and biases; what they changed travels in plan.weights. They keep the calibration samples in
+    memory.
     """
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
@@ -83,6 +96,7 @@ def quantize(
         raise PlanError(f"io={io!r}: choose 'float32' or '{sch.activation_dtype}' for scheme {sch.name}")
     observer = observer or ("auto" if sch.activation_dtype == "int8" else "minmax")
     samples = 0
+    reports: list[AlgorithmReport] = []
     if plan is not None:
         if plan.model_sha256 != model.sha256:
             raise PlanError(
@@ -95,9 +109,21 @@ def quantize(
             raise PlanError("quantize() needs calibration data (calib=...) or a plan (plan=...)")
         options = PlanOptions(sch, io, allow_float_ops)
         classify_ops(model.graph, options)  # an op that cannot be quantized fails before calibration
+        chosen = resolve_algorithms(algorithms)
+        work = model.graph.copy()
+        ctx = AlgorithmContext(
+            graph=work,
+            scheme=sch,
+            samples=_materialized(model.graph, calib) if chosen else [],
+            render=lambda g, p: _render_graph(g, p, timings),
+            progress=progress,
+        )
+        if chosen:
+            calib = _SampleList(ctx.samples)
+        reports = [timed(a.name, lambda a=a: a.load()(ctx)) for a in chosen if a.stage == "float"]
         result = calibrate(
-            model.graph,
-            model.host_tflite,
+            work,
+            ctx.float_host_tflite() if reports else model.host_tflite,
             calib,
             observer="percentile" if observer == "auto" else observer,
             bits=8 if sch.activation_dtype == "int8" else 16,
@@ -111,9 +137,9 @@ def quantize(
         candidates = {"percentile" if observer == "auto" else observer: result.ranges}
         if observer == "auto" and result.minmax_ranges is not None:
             candidates["minmax"] = result.minmax_ranges
-        plans = {name: build_plan(model.graph, ranges, options, model.sha256) for name, ranges in candidates.items()}
+        plans = {name: build_plan(work, ranges, options, model.sha256) for name, ranges in candidates.items()}
         timings["plan_s"] = time.perf_counter() - start
-        renders = {name: _render(model, p, timings) for name, p in plans.items()}
+        renders = {name: _render_graph(work, p, timings) for name, p in plans.items()}
         if len(renders) > 1 and result.held_inputs:
             start = time.perf_counter()
             scores = {name: _held_sqnr(r[2], result) for name, r in renders.items()}
@@ -128,6 +154,14 @@ def quantize(
         else:  # fewer than 16 samples: none to spare for choosing
             best = next(iter(renders))
         plan, rendered = plans[best], renders[best]
+        ctx.plan = plan
+        reports += [timed(a.name, lambda a=a: a.load()(ctx)) for a in chosen if a.stage == "plan"]
+        if chosen:
+            plan = ctx.plan
+            plan.weights = _changed_constants(model.graph, work)
+            plan.notes += [f"{r.name} ({r.seconds:.1f} s): {note}" for r in reports for note in r.notes]
+            timings.update({f"{r.name}_s": r.seconds for r in reports})
+            rendered = _render(model, plan, timings)
     graph, data, host_data = rendered
     return QuantizedModel(
         float_model=model,
@@ -137,6 +171,7 @@ def quantize(
         timings=timings,
         calibration_samples=samples,
         host_tflite=host_data,
+        algorithms=reports,
     )
 
 
@@ -146,8 +181,21 @@ _AUTO_SAMPLES = 8
 
 def _render(model: FloatModel, plan: QuantPlan, timings: dict[str, float]) -> tuple[Graph, bytes, bytes]:
     """The integer graph, its .tflite bytes, and the bytes LiteRT runs on the host (custom-op stand-ins)."""
+    graph = model.graph
+    if plan.weights:
+        graph = graph.copy()
+        by_name = {t.name: t for t in graph.tensors}
+        for name, values in plan.weights.items():
+            tensor = by_name.get(name)
+            if tensor is None or not tensor.is_constant or tuple(values.shape) != tuple(tensor.data.shape):
+                raise PlanError(f'plan.weights["{name}"] {values.shape} matches no constant of the model')
+            tensor.data = values
+    return _render_graph(graph, plan, timings)
+
+
+def _render_graph(graph: Graph, plan: QuantPlan, timings: dict[str, float]) -> tuple[Graph, bytes, bytes]:
     start = time.perf_counter()
-    graph = lower_to_tflite(model.graph, plan)
+    graph = lower_to_tflite(graph, plan)
     assign_versions(graph)
     # The float file's metadata travels with the model (MediaPipe's TFLITE_METADATA describes its inputs),
     # except what described the float conversion itself. min_runtime_version as TFLiteConverter writes it:
@@ -158,6 +206,39 @@ def _render(model: FloatModel, plan: QuantPlan, timings: dict[str, float]) -> tu
     host = host_graph(graph)
     timings["export_s"] = timings.get("export_s", 0.0) + time.perf_counter() - start
     return graph, data, data if host is None else write_tflite(host, description=f"edgeq {plan.scheme}")
+
+
+def _changed_constants(original: Graph, work: Graph) -> dict[str, np.ndarray]:
+    """Constants an algorithm changed, by name: what plan.weights must carry to reproduce `work`."""
+    changed = {}
+    for before, after in zip(original.tensors, work.tensors, strict=True):
+        if after.is_constant and after.dtype == "float32" and not np.array_equal(before.data, after.data):
+            changed[after.name] = np.asarray(after.data, dtype=np.float32)
+    return changed
+
+
+class _SampleList:
+    """Calibration samples kept in memory (algorithms re-read them), served one per batch (the model's
+    input shapes start with batch 1)."""
+
+    def __init__(self, samples: list[list[np.ndarray]]) -> None:
+        self.samples = samples
+
+    def batches(self, specs):
+        for sample in self.samples:
+            yield list(sample)
+
+
+def _materialized(graph: Graph, calib) -> list[list[np.ndarray]]:
+    """Every calibration sample, validated, in the model's input shapes (batch 1)."""
+    if calib is None:
+        raise PlanError("quantize() needs calibration data (calib=...) or a plan (plan=...)")
+    shapes = [tuple(graph.tensors[t].shape) for t in graph.inputs]
+    out = []
+    for batch in validated(calib, input_specs(graph)):
+        for k in range(batch[0].shape[0]):
+            out.append([x[k : k + 1].reshape(shape) for x, shape in zip(batch, shapes, strict=True)])
+    return out
 
 
 def _held_sqnr(quantized: bytes, result) -> float:

@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
         "samples; minmax for int16x8)",
     )
     c.add_argument("--allow-float", action="store_true", help="keep ops edgeq cannot quantize in float")
+    c.add_argument(
+        "--algorithms",
+        default="",
+        help="comma-separated fidelity algorithms run on the plan (see edgeq.algorithms.registry), e.g. "
+        "cle,bias_correction,adaround",
+    )
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")
     c.add_argument("--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std")
     c.add_argument("--std", type=float, nargs="+", default=[127.5])
@@ -196,6 +202,7 @@ def _convert(args) -> dict:
         allow_float_ops=args.allow_float,
         plan=plan,
         progress=not args.quiet,
+        algorithms=args.algorithms,
     )
     report = edgeq.compare(model, qm, calib, max_samples=args.compare) if calib is not None and args.compare else None
     out = Path(args.output)
@@ -223,6 +230,7 @@ def _convert(args) -> dict:
         "float_ops": [f.__dict__ for f in qm.plan.float_ops],
         "notes": qm.plan.notes,
         "timings_s": qm.timings,
+        "algorithms": [{"name": r.name, "seconds": r.seconds, "notes": r.notes} for r in qm.algorithms],
         "fidelity": report.to_dict() if report is not None else None,
     }
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -74,6 +76,10 @@ class QuantPlan:
     requantize: list[Requantize] = field(default_factory=list)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # calibrated activation ranges
     notes: list[str] = field(default_factory=list)  # what the planner adjusted and why
+    # Float constants (weights, biases) that fidelity algorithms changed, by tensor name: CLE rescales
+    # weights, AdaRound and GPTQ pick each weight's rounding (stored as scale * q, which re-quantizes to
+    # exactly q), bias correction shifts biases. The renderer reads these instead of the model's own.
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_json(self) -> str:
         doc = {
@@ -86,6 +92,7 @@ class QuantPlan:
             "requantize": [asdict(r) for r in self.requantize],
             "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(self.ranges.items())},
             "notes": self.notes,
+            "weights": {k: _array_to_json(v) for k, v in sorted(self.weights.items())},
         }
         return json.dumps(doc, indent=1, sort_keys=False)
 
@@ -109,8 +116,9 @@ class QuantPlan:
                 requantize=[Requantize(**r) for r in doc.get("requantize", [])],
                 ranges={k: (float(v[0]), float(v[1])) for k, v in doc.get("ranges", {}).items()},
                 notes=list(doc.get("notes", [])),
+                weights={k: _array_from_json(k, v) for k, v in doc.get("weights", {}).items()},
             )
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise PlanError(f"plan is missing or has a malformed field: {e}") from e
 
     def save(self, path: str | os.PathLike) -> None:
@@ -121,3 +129,17 @@ class QuantPlan:
     @classmethod
     def load(cls, path: str | os.PathLike) -> QuantPlan:
         return cls.from_json(Path(path).read_text())
+
+
+def _array_to_json(a: np.ndarray) -> dict:
+    """float32 little-endian bytes, zlib level 9, base64: deterministic, and exact to the bit."""
+    data = np.ascontiguousarray(a, dtype="<f4")
+    return {"shape": list(data.shape), "f32_zlib_b64": base64.b64encode(zlib.compress(data.tobytes(), 9)).decode()}
+
+
+def _array_from_json(name: str, doc: dict) -> np.ndarray:
+    try:
+        raw = zlib.decompress(base64.b64decode(doc["f32_zlib_b64"], validate=True))
+        return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(doc["shape"])
+    except (zlib.error, ValueError, TypeError, KeyError) as e:
+        raise PlanError(f'plan weight "{name}" is malformed: {e}') from e
