@@ -30,7 +30,12 @@ class Algorithm:
         return getattr(importlib.import_module(module), function)
 
 
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in ()}
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("gptq", "plan", "edgeq.algorithms.gptq:gptq", "second-order weight rounding (INT4, INT8)", 10),
+    )
+}
 
 
 def resolve(names: Sequence[str] | str | None) -> list[Algorithm]:
