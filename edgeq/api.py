@@ -155,6 +155,7 @@ def quantize(
             best = next(iter(renders))
         plan, rendered = plans[best], renders[best]
         ctx.plan = plan
+        ctx.float_graph = work.copy() if chosen else None
         reports += [timed(a.name, lambda a=a: a.load()(ctx)) for a in chosen if a.stage == "plan"]
         if chosen:
             plan = ctx.plan

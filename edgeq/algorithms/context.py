@@ -38,6 +38,9 @@ class AlgorithmContext:
     render: Callable[[Graph, QuantPlan], tuple[Graph, bytes, bytes]]  # -> (integer graph, .tflite, host bytes)
     plan: QuantPlan | None = None
     progress: bool = True
+    # The float graph as calibrated (after float-stage algorithms), never changed by plan-stage ones: what
+    # they measure against once an earlier one (AdaRound) has replaced weights by their rounded values.
+    float_graph: Graph | None = None
 
     def float_host_tflite(self) -> bytes:
         """The current float graph as LiteRT runs it on the host (custom ops replaced by stand-ins)."""
