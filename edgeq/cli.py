@@ -84,12 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--outputs", help="write the outputs here as .npz (arr_0, arr_1, ...)")
     r.add_argument("--stats", action="store_true", help="print ops, tensors and the planned arena size")
     r.add_argument("--json", action="store_true", help="print outputs summary and stats as JSON")
+
+    k = sub.add_parser("check", help="where each op of a .tflite runs on an accelerator, and the rule that sends it "
+                       "to the CPU")
+    k.add_argument("model", help=".tflite file (integer or float)")
+    k.add_argument("--target", required=True, help="comma-separated: edgetpu, nnapi (or nnapi:27 .. nnapi:30), "
+                   "hexagon (hexagon:htp, hexagon:legacy), xnnpack, coreml-ane")
+    k.add_argument("--report", help="also write this report.html (and report.json beside it)")
+    k.add_argument("--json", action="store_true", help="print one object per target (a list for several) on stdout")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"convert": _convert, "verify": _verify, "run": _run}
+    commands = {"convert": _convert, "verify": _verify, "run": _run, "check": _check}
     try:
         summary = commands[args.command](args)
     except EdgeqError as e:
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = summary.pop("text", None)
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(json.dumps(summary.pop("json", summary), indent=1))
     elif args.command == "convert":
         _print_summary(summary)
     else:
@@ -118,6 +126,21 @@ def _verify(args) -> dict:
         inputs = _npz_samples(args.inputs, NativeModel(args.model))
     result = verify(args.model, inputs=inputs, samples=args.samples, seed=args.seed)
     return {**result.to_dict(), "text": result.summary()}
+
+
+def _check(args) -> dict:
+    from edgeq.targets import check
+    from edgeq.targets.report import write_report
+
+    results = [check(args.model, spec) for spec in args.target.split(",") if spec.strip()]
+    if not results:
+        raise PlanError("--target: name at least one target")
+    text = "\n\n".join(r.text() for r in results)
+    if args.report:
+        html, data = write_report(Path(args.report), results)
+        text += f"\nwrote {html} and {data}"
+    payload = [r.to_dict() for r in results]
+    return {"text": text, "json": payload[0] if len(payload) == 1 else payload}
 
 
 def _npz_samples(path: str, native) -> list:
