@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_summary(summary)
     else:
         print(text)
-    if args.command == "verify" and not summary["bit_exact"]:
+    if args.command == "verify" and not summary["passed"]:
         return 1
     return 0
 

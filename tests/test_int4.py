@@ -15,7 +15,6 @@ from ai_edge_litert import schema_py_generated as schema
 
 import edgeq
 from bench import zoo
-from edgeq.errors import UnsupportedOpError
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Tensor
 from edgeq.ir.tflite_reader import read_tflite
@@ -222,13 +221,6 @@ def test_litert_default_kernels_compute_the_blockwise_weights(scheme, capsys):
     assert share <= 1.0
     # LiteRT's reference kernels do not compute it (they return the bias alone): why the default kernels.
     np.testing.assert_array_equal(LiteRT(qm.tflite, reference=True).run([x[:1]])[0][0], b.data)
-
-
-def test_c_interpreter_refuses_blockwise_weights_by_name():
-    model, x = _dense(8, 64)
-    qm = _quantize(model, [x], "int4-block32")
-    with pytest.raises(UnsupportedOpError, match=r"tensor \d+ \('w'\) has quantization details .*blockwise"):
-        edgeq.verify(qm.tflite, samples=1)
 
 
 # ---------------------------------------------------------------------------------------------------------

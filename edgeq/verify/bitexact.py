@@ -1,5 +1,10 @@
 """Bit-exactness proof: the same inputs through edgeq's C interpreter and LiteRT's BUILTIN_REF kernels,
-every output and every intermediate tensor compared bit for bit, the first differing op named."""
+every output and every intermediate tensor compared bit for bit, the first differing op named.
+
+FULLY_CONNECTED ops with blockwise INT4 weights are the exception: LiteRT's REF kernels output the bias
+alone there, so each such op is checked on edgeq's own input against LiteRT's default kernels (XNNPACK,
+which rounds its float sums differently) within BLOCKWISE_TOLERANCE of the op's output range, and the
+REF model gets edgeq's outputs of those ops as inputs, so every other op stays compared bit for bit."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import numpy as np
 
 from edgeq.errors import InputDataError
 from edgeq.runtime import LiteRT
+from edgeq.verify.blockwise import BLOCKWISE_TOLERANCE, BlockwiseCheck, BlockwiseOps
 from edgeq.verify.native import NativeModel, TensorInfo, coerce_input
 
 
@@ -43,21 +49,34 @@ class VerifyResult:
     # Ops where the reference itself computes something other than the op's meaning (bit-exact with it is
     # then bit-exact with a defect that LiteRT's default kernels and devices do not share).
     reference_defects: list[str] = field(default_factory=list)
+    # Blockwise INT4 FULLY_CONNECTED ops: compared with LiteRT's default kernels within `tolerance` (a share
+    # of the op's output range), not bit for bit; `passed` needs both.
+    blockwise: list[BlockwiseCheck] = field(default_factory=list)
+    blockwise_reference: str | None = None
+    tolerance: float | None = None
+    passed: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def summary(self) -> str:
         warnings = "".join(f"\nnote: {d}" for d in self.reference_defects)
+        blockwise = "".join(f"\n{check.line(self.tolerance or 0.0)}" for check in self.blockwise)
+        if self.blockwise:
+            blockwise = (f"\nreference for {len(self.blockwise)} blockwise INT4 FULLY_CONNECTED op(s): "
+                         f"{self.blockwise_reference}; tolerance {self.tolerance:g} of the op's output range (max "
+                         f"|y|){blockwise}")
         if self.bit_exact:
-            return (f"bit-exact: {self.samples} samples, {self.ops} ops, {self.tensors_compared} tensors per sample, "
-                    f"{self.values_compared} values equal to {self.reference}{warnings}")
+            exact = "bit-exact" if not self.blockwise else "other ops bit-exact"
+            verdict = "" if self.passed else "\nFAILED: a blockwise op exceeds the tolerance"
+            return (f"{exact}: {self.samples} samples, {self.ops} ops, {self.tensors_compared} tensors per sample, "
+                    f"{self.values_compared} values equal to {self.reference}{blockwise}{warnings}{verdict}")
         d = self.first_divergence
         assert d is not None
         return (f"NOT bit-exact against {self.reference}: first divergence at op {d.op_index} ({d.op}), tensor "
                 f"{d.tensor_index} '{d.tensor}', sample {d.sample}: {d.mismatched} of {d.values} values differ, max "
                 f"|diff| {d.max_abs_diff:g} (at {list(d.first_index)}: edgeq {d.native_value:g}, reference "
-                f"{d.reference_value:g}){warnings}")
+                f"{d.reference_value:g}){blockwise}{warnings}")
 
 
 # (op, input type) -> what LiteRT's BUILTIN_REF gets wrong there, measured against its default kernels.
@@ -139,23 +158,42 @@ def verify(model: bytes | str | Path, inputs: list[list[np.ndarray]] | None = No
     Without `inputs`, `samples` random samples are drawn (see random_inputs)."""
     data = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
     native = NativeModel(data)
-    reference = LiteRT(data, reference=True, preserve=True, threads=1)
+    blockwise = BlockwiseOps(data)
+    reference = LiteRT(blockwise.reference_model(), reference=True, preserve=True, threads=1)
     batch = inputs if inputs is not None else random_inputs(native, samples, seed)
     batch = [[coerce_input(x, t, f"sample {s}") for x, t in zip(sample, native.inputs, strict=True)]
              for s, sample in enumerate(batch)]
     result = VerifyResult(bit_exact=True, reference=reference_name(), samples=len(batch), ops=len(native.ops),
                           tensors_compared=sum(len(op.outputs) for op in native.ops) or len(native.outputs),
                           values_compared=0, arena_bytes=native.arena_bytes,
-                          reference_defects=reference_defects(native))
+                          reference_defects=reference_defects(native) + blockwise.defects())
+    if blockwise.ops:
+        result.blockwise_reference = blockwise.reference_name()
+        result.tolerance = BLOCKWISE_TOLERANCE
     for s, sample in enumerate(batch):
-        for detail, x in zip(reference.inputs, sample, strict=True):
+        native.set_inputs(sample)
+        outputs: dict[int, np.ndarray] = {}
+        for op in native.ops:
+            if op.index in blockwise.ops:
+                x = native.tensor(op.inputs[0])
+                native.invoke(op.index, op.index + 1)
+                blockwise.check(op.index, x, native.tensor(op.outputs[0]))
+            else:
+                native.invoke(op.index, op.index + 1)
+            outputs.update((t, native.tensor(t)) for t in op.outputs)
+        # The REF model reads edgeq's blockwise outputs as extra inputs, after the model's own.
+        feeds = list(sample) + [outputs[t] for t in blockwise.cut_tensors]
+        for detail, x in zip(reference.inputs, feeds, strict=True):
             reference.interpreter.set_tensor(detail["index"], x.reshape(detail["shape"]))
         reference.interpreter.invoke()
-        native.set_inputs(sample)
         for op in native.ops:
-            native.invoke(op.index, op.index + 1)
             for t in op.outputs:
-                _compare(result, s, op.index, op.name, native.tensors[t], native.tensor(t), reference.tensor(t))
+                if op.index in blockwise.ops:
+                    result.values_compared += outputs[t].size
+                else:
+                    _compare(result, s, op.index, op.name, native.tensors[t], outputs[t], reference.tensor(t))
+    result.blockwise = blockwise.results(native)
+    result.passed = result.bit_exact and all(check.within for check in result.blockwise)
     return result
 
 

@@ -28,6 +28,11 @@ typedef struct eq_tensor {
   float* scale;
   int64_t* zero_point;
   int32_t qdim;
+  /* BlockwiseQuantization (block_size > 0): per-block scales in tensor block_scales, zero points in tensor
+   * block_zero_points (-1: none); indices checked against the tensor count, the rest by the kernel */
+  int32_t block_size;
+  int32_t block_scales;
+  int32_t block_zero_points;
   /* planning */
   int32_t first_op, last_op; /* lifetime in op indices; -1 when unused */
   size_t arena_offset;
@@ -105,6 +110,8 @@ const char* eq_builtin_name(int32_t builtin);
 const char* eq_type_name(int32_t type);
 size_t eq_type_size(int32_t type); /* bytes per element; 0 for INT4 (packed) and unknown types */
 const eq_kernel* eq_find_kernel(int32_t builtin);
+/* The kernel for a loaded node (its inputs indexed and checked): the builtin's or a variant of it. */
+const eq_kernel* eq_node_kernel(const eq_context* ctx, const eq_node* node);
 /* The BuiltinOptions type LiteRT reads for `builtin`, or -1 when it reads none. */
 int32_t eq_expected_options_type(int32_t builtin);
 

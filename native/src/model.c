@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtin_ops.h"
 #include "internal.h"
 
 /* Field ids from TFLite's schema.fbs. */
@@ -17,7 +18,9 @@ enum {
   TENSOR_IS_VARIABLE = 5,
   TENSOR_SPARSITY = 6
 };
-enum { QUANT_SCALE = 2, QUANT_ZERO_POINT = 3, QUANT_DETAILS_TYPE = 4, QUANT_QUANTIZED_DIMENSION = 6 };
+enum { QUANT_SCALE = 2, QUANT_ZERO_POINT = 3, QUANT_DETAILS_TYPE = 4, QUANT_DETAILS = 5, QUANT_QUANTIZED_DIMENSION = 6 };
+enum { DETAILS_BLOCKWISE = 2 }; /* QuantizationDetails union: 1 CustomQuantization, 2 BlockwiseQuantization */
+enum { BLOCKWISE_SCALES = 0, BLOCKWISE_ZERO_POINTS = 1, BLOCKWISE_BLOCK_SIZE = 2 };
 enum { BUFFER_DATA = 0, BUFFER_OFFSET = 1, BUFFER_SIZE = 2 };
 enum { OPCODE_DEPRECATED_BUILTIN = 0, OPCODE_CUSTOM = 1, OPCODE_VERSION = 2, OPCODE_BUILTIN = 3 };
 enum { OP_OPCODE_INDEX = 0, OP_INPUTS = 1, OP_OUTPUTS = 2, OP_OPTIONS_TYPE = 3, OP_OPTIONS = 4 };
@@ -42,6 +45,35 @@ static char* copy_name(eq_context* ctx, const char* s, uint32_t len) {
   return out;
 }
 
+/* A BlockwiseQuantization table: LiteRT ignores the scale and zero_point vectors then, and so does edgeq.
+ * Only the table's bounds and tensor indices are checked here; the kernel reading the weight checks the
+ * rest (types, shapes, values) and names the op. */
+static edgeq_status load_blockwise(eq_context* ctx, eq_tensor* t, const fb_table* q, int32_t index) {
+  fb_table details;
+  int present;
+  int32_t scales, zero_points, block_size;
+  if (fb_table_field(q, QUANT_DETAILS, &details, &present) != 0 ||
+      (present && (fb_i32(&details, BLOCKWISE_SCALES, 0, &scales) != 0 ||
+                   fb_i32(&details, BLOCKWISE_ZERO_POINTS, 0, &zero_points) != 0 ||
+                   fb_i32(&details, BLOCKWISE_BLOCK_SIZE, 0, &block_size) != 0))) {
+    return malformed(ctx, "blockwise quantization table out of bounds");
+  }
+  if (!present) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "tensor %d ('%s') says blockwise quantization but has no table",
+                    (int)index, t->name);
+  }
+  if (block_size <= 0 || scales < 0 || scales >= ctx->ntensors || zero_points < -1 || zero_points >= ctx->ntensors) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED,
+                    "tensor %d ('%s') has a blockwise table with block size %d, scales tensor %d, zero points tensor "
+                    "%d (of %d tensors)", (int)index, t->name, (int)block_size, (int)scales, (int)zero_points,
+                    (int)ctx->ntensors);
+  }
+  t->block_size = block_size;
+  t->block_scales = scales;
+  t->block_zero_points = zero_points;
+  return EDGEQ_OK;
+}
+
 static edgeq_status load_quantization(eq_context* ctx, eq_tensor* t, const fb_table* q, int32_t index) {
   fb_vector scales, zero_points;
   uint8_t details_type;
@@ -50,9 +82,10 @@ static edgeq_status load_quantization(eq_context* ctx, eq_tensor* t, const fb_ta
       fb_u8(q, QUANT_DETAILS_TYPE, 0, &details_type) != 0 || fb_i32(q, QUANT_QUANTIZED_DIMENSION, 0, &qdim) != 0) {
     return malformed(ctx, "quantization parameters out of bounds");
   }
+  if (details_type == DETAILS_BLOCKWISE) return load_blockwise(ctx, t, q, index);
   if (details_type != 0) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "tensor %d ('%s') has quantization details (type %d), e.g. blockwise",
-                    (int)index, t->name, (int)details_type);
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "tensor %d ('%s') has quantization details of type %d (only "
+                    "BlockwiseQuantization is supported)", (int)index, t->name, (int)details_type);
   }
   if (scales.length == 0) return EDGEQ_OK; /* min/max only: not quantized for a kernel's purposes */
   if (zero_points.length != scales.length) {
@@ -243,10 +276,19 @@ static edgeq_status load_node(eq_context* ctx, eq_node* node, const fb_table* ot
   edgeq_status s = load_index_list(ctx, ot, OP_INPUTS, 1, &node->inputs, &node->ninputs, "an op's inputs");
   if (s == EDGEQ_OK) s = load_index_list(ctx, ot, OP_OUTPUTS, 0, &node->outputs, &node->noutputs, "an op's outputs");
   if (s != EDGEQ_OK) return s;
-  node->kernel = eq_find_kernel(node->builtin);
+  node->kernel = eq_node_kernel(ctx, node);
   if (node->kernel == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "op %d is %s (builtin %d), which edgeq does not implement",
                     (int)node->index, eq_builtin_name(node->builtin), (int)node->builtin);
+  }
+  /* Only FULLY_CONNECTED's filter may be blockwise: other kernels would read its integers without scales. */
+  for (int32_t i = 0; i < node->ninputs; ++i) {
+    const eq_tensor* t = node->inputs[i] >= 0 ? &ctx->tensors[node->inputs[i]] : NULL;
+    if (t != NULL && t->block_size > 0 && !(node->builtin == EQ_OP_FULLY_CONNECTED && i == 1)) {
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
+                      "op %d (%s) reads blockwise-quantized tensor '%s' as input %d; only a FULLY_CONNECTED filter "
+                      "can be blockwise", (int)node->index, eq_builtin_name(node->builtin), t->name, (int)i);
+    }
   }
   return EDGEQ_OK;
 }

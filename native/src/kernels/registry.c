@@ -1,5 +1,6 @@
 /* The one place kernels are registered: each kernel file defines `const eq_kernel eq_kernel_<op>` and
- * lists.h names it here. */
+ * lists.h names it here; variants of one builtin (FULLY_CONNECTED with blockwise INT4 weights) are picked
+ * by eq_node_kernel. */
 #include "../builtin_ops.h"
 #include "../internal.h"
 
@@ -17,6 +18,17 @@ static const registration registry[] = {
 #include "list.h"
 #undef EQ_KERNEL
 };
+
+/* Variants of a builtin, chosen by the encodings of the node's tensors. */
+extern const eq_kernel eq_kernel_fully_connected_f32_qb4w;
+
+const eq_kernel* eq_node_kernel(const eq_context* ctx, const eq_node* node) {
+  if (node->builtin == EQ_OP_FULLY_CONNECTED && node->ninputs >= 2 && node->inputs[1] >= 0 &&
+      ctx->tensors[node->inputs[1]].block_size > 0) {
+    return &eq_kernel_fully_connected_f32_qb4w;
+  }
+  return eq_find_kernel(node->builtin);
+}
 
 const eq_kernel* eq_find_kernel(int32_t builtin) {
   for (size_t i = 0; i < sizeof registry / sizeof *registry; ++i) {
