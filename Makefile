@@ -10,9 +10,10 @@ STAMP := $(VENV)/.edgeq-installed
 NATIVE_SRC := $(shell find native/src native/include -name '*.[ch]') setup.py
 NATIVE_STAMP := $(VENV)/.edgeq-native-built
 
-# Debian packages: the Fashion-MNIST dataset, and clang with libFuzzer for the C interpreter's fuzz test.
-APT_FILES := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz /usr/bin/clang
-APT_PACKAGES := dataset-fashion-mnist clang libclang-rt-14-dev
+# Debian packages: the Fashion-MNIST dataset, clang with libFuzzer for the C interpreter's fuzz test, and
+# chromium, the headless browser the delegation report is tested in.
+APT_FILES := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz /usr/bin/clang /usr/bin/chromium
+APT_PACKAGES := dataset-fashion-mnist clang libclang-rt-14-dev chromium
 
 setup: $(STAMP) $(NATIVE_STAMP) $(APT_FILES)
 
