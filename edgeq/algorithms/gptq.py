@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeq.algorithms.context import AlgorithmContext
-from edgeq.algorithms.layer_inputs import depthwise_gram, gram, patches, subsample
+from edgeq.algorithms.layer_inputs import depthwise_gram, gram, output_positions, patches, sample_positions
 from edgeq.ir.graph import Graph
 from edgeq.quant.plan import Encoding
 from edgeq.quant.schemes import qrange
@@ -185,7 +185,9 @@ def _per_element(enc: Encoding, shape: tuple[int, ...], which: str) -> np.ndarra
     return np.full(shape, values[0])
 
 
-def _views(graph: Graph, layer: _Layer) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+def _views(
+    graph: Graph, layer: _Layer
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
     """Maps between the weight's stored layout and GPTQ's [G, R, K] (K: the inputs a row multiplies)."""
     op = graph.ops[layer.op]
     shape = graph.tensors[layer.weight].data.shape
@@ -274,7 +276,8 @@ def _hessian(graph: Graph, layer: _Layer, values: list[np.ndarray], limit: int, 
     for x in values:
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             kh, kw = w.shape[1], w.shape[2]
-            p = subsample(patches(x, op.options, kh, kw), limit, rng)
+            picked = sample_positions(output_positions(op.options, kh, kw, x.shape[1], x.shape[2]), limit, rng)
+            p = patches(x, op.options, kh, kw, picked)
             if op.kind == "CONV_2D":
                 g = gram(p.reshape(p.shape[0], -1))[None]
             else:
@@ -282,7 +285,8 @@ def _hessian(graph: Graph, layer: _Layer, values: list[np.ndarray], limit: int, 
         else:
             rows = np.swapaxes(x, -1, -2) if op.kind == "BATCH_MATMUL" and op.options.get("adjX", False) else x
             k = w.shape[1] if op.kind == "FULLY_CONNECTED" else w.shape[-1 if op.options.get("adjY") else -2]
-            g = gram(rows.reshape(-1, k))[None]
+            rows = rows.reshape(-1, k)
+            g = gram(rows[sample_positions(rows.shape[0], limit, rng)])[None]
         total = g if total is None else total + g
     assert total is not None
     return total

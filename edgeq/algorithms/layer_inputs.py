@@ -25,28 +25,36 @@ def conv_geometry(options: dict, kh: int, kw: int, height: int, width: int) -> t
     return out_h, out_w, pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2
 
 
-def patches(x: np.ndarray, options: dict, kh: int, kw: int) -> np.ndarray:
-    """[batch * out_h * out_w, kh, kw, channels] input patches of an NHWC tensor, zero padded as TFLite pads,
-    in the order a [out, kh, kw, in] conv weight (or a [1, kh, kw, C] depthwise one) is laid out."""
+def patches(x: np.ndarray, options: dict, kh: int, kw: int, positions: np.ndarray | None = None) -> np.ndarray:
+    """[batch * positions, kh, kw, channels] input patches of an NHWC tensor, zero padded as TFLite pads, in
+    the order a [out, kh, kw, in] conv weight (or a [1, kh, kw, C] depthwise one) is laid out. `positions`
+    (flat indices into the out_h x out_w output grid) picks some output positions; all by default."""
     n, height, width, channels = x.shape
     out_h, out_w, top, bottom, left, right = conv_geometry(options, kh, kw, height, width)
     sh, sw = options.get("strideH", 1), options.get("strideW", 1)
     dh, dw = options.get("dilationHFactor", 1), options.get("dilationWFactor", 1)
+    if positions is None:
+        positions = np.arange(out_h * out_w)
+    rows, cols = (positions // out_w) * sh, (positions % out_w) * sw
     padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    out = np.empty((n, out_h, out_w, kh, kw, channels), dtype=np.float32)
+    out = np.empty((n, positions.size, kh, kw, channels), dtype=np.float32)
     for i in range(kh):
         for j in range(kw):
-            rows = slice(i * dh, i * dh + (out_h - 1) * sh + 1, sh)
-            cols = slice(j * dw, j * dw + (out_w - 1) * sw + 1, sw)
-            out[:, :, :, i, j, :] = padded[:, rows, cols, :]
-    return out.reshape(n * out_h * out_w, kh, kw, channels)
+            out[:, :, i, j, :] = padded[:, rows + i * dh, cols + j * dw, :]
+    return out.reshape(n * positions.size, kh, kw, channels)
 
 
-def subsample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
-    """At most `limit` rows, drawn without replacement: bounds the cost of one sample's Gram matrix."""
-    if limit <= 0 or rows.shape[0] <= limit:
-        return rows
-    return rows[np.sort(rng.choice(rows.shape[0], limit, replace=False))]
+def output_positions(options: dict, kh: int, kw: int, height: int, width: int) -> int:
+    """How many output positions a convolution has."""
+    out_h, out_w, *_ = conv_geometry(options, kh, kw, height, width)
+    return out_h * out_w
+
+
+def sample_positions(total: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """At most `limit` of `total` indices, sorted, drawn without replacement: bounds one sample's cost."""
+    if limit <= 0 or total <= limit:
+        return np.arange(total)
+    return np.sort(rng.choice(total, limit, replace=False))
 
 
 def gram(rows: np.ndarray) -> np.ndarray:
