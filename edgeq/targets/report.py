@@ -67,7 +67,8 @@ def render_html(data: dict) -> str:
         _mac_bars(targets),
     ]
     if data["sqnr"]:
-        parts += ["<h2>Per-layer SQNR</h2>", _sqnr_plot(data["sqnr"], targets[0]["ops"])]
+        parts += ["<h2>Per-layer SQNR</h2>", "<p class='legend'>SQNR (dB) of each quantized tensor against its float "
+                  "twin, in op order; hover a bar for the tensor</p>", _sqnr_plot(data["sqnr"], targets[0]["ops"])]
     parts += ["<h2>Placement of every op</h2>", _op_table(targets)]
     parts += ["<h2>Why ops leave the accelerator</h2>", *(_reasons(t) for t in targets)]
     parts.append("</body></html>")
