@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
 from edgeq.frontends.tflite import FloatModel
 from edgeq.ir.graph import Graph
+from edgeq.quant.overrides import resolve_overrides
 from edgeq.quant.plan import QuantPlan
 from edgeq.quant.planner import PlanOptions, build_plan, classify_ops
 from edgeq.quant.schemes import get_scheme
@@ -74,6 +75,7 @@ def quantize(
     plan: QuantPlan | None = None,
     progress: bool = True,
     algorithms: Sequence[str] | str | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
     at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
@@ -88,6 +90,9 @@ def quantize(
     the result: float-stage ones change weights before calibration, plan-stage ones the chosen plan's
     rounding and biases; what they changed travels in plan.weights. They keep the calibration samples in
     memory.
+
+    `overrides` maps fnmatch patterns over op names (an op's first output tensor) to the weight scheme of the
+    ops they match: "int8", an INT4 scheme, or "float" (edgeq.quant.overrides); the plan's notes list them.
     """
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
@@ -98,6 +103,8 @@ def quantize(
     samples = 0
     reports: list[AlgorithmReport] = []
     if plan is not None:
+        if overrides:
+            raise PlanError("overrides apply when planning: a given plan already holds every encoding")
         if plan.model_sha256 != model.sha256:
             raise PlanError(
                 f"plan was made for model {plan.model_sha256[:12]}, this model is {model.sha256[:12]}; "
@@ -107,7 +114,8 @@ def quantize(
     else:
         if calib is None:
             raise PlanError("quantize() needs calibration data (calib=...) or a plan (plan=...)")
-        options = PlanOptions(sch, io, allow_float_ops)
+        resolved = resolve_overrides(model.graph, overrides, sch)
+        options = PlanOptions(sch, io, allow_float_ops, resolved.weight_schemes, resolved.float_ops)
         classify_ops(model.graph, options)  # an op that cannot be quantized fails before calibration
         chosen = resolve_algorithms(algorithms)
         work = model.graph.copy()
@@ -154,6 +162,7 @@ def quantize(
         else:  # fewer than 16 samples: none to spare for choosing
             best = next(iter(renders))
         plan, rendered = plans[best], renders[best]
+        plan.notes += resolved.notes
         ctx.plan = plan
         ctx.float_graph = work.copy() if chosen else None
         reports += [timed(a.name, lambda a=a: a.load()(ctx)) for a in chosen if a.stage == "plan"]

@@ -35,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated fidelity algorithms run on the plan (see edgeq.algorithms.registry), e.g. "
         "cle,bias_correction,adaround",
     )
+    c.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="PATTERN=SCHEME",
+        help="weights of the ops whose name (first output tensor) matches the fnmatch PATTERN take SCHEME: int8, "
+        "an int4 scheme, or float (repeatable; the first matching pattern wins)",
+    )
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")
     c.add_argument("--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std")
     c.add_argument("--std", type=float, nargs="+", default=[127.5])
@@ -212,6 +220,7 @@ def _calibration_source(args, model):
 def _convert(args) -> dict:
     import edgeq
     from edgeq.export.atomic import write_atomic
+    from edgeq.quant.overrides import parse_override
 
     model = edgeq.load(args.model)
     plan = edgeq.QuantPlan.load(args.plan) if args.plan else None
@@ -226,6 +235,7 @@ def _convert(args) -> dict:
         plan=plan,
         progress=not args.quiet,
         algorithms=args.algorithms,
+        overrides=dict(parse_override(o) for o in args.override),
     )
     report = edgeq.compare(model, qm, calib, max_samples=args.compare) if calib is not None and args.compare else None
     out = Path(args.output)

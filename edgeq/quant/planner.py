@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,10 @@ class PlanOptions:
     scheme: Scheme
     io_dtype: str = "float32"
     allow_float_ops: bool = False
+    # Mixed precision by pattern (edgeq.quant.overrides): op index -> the scheme its weights take instead of
+    # `scheme`, and op index -> the override pattern that keeps it float.
+    weight_schemes: Mapping[int, Scheme] = field(default_factory=dict)
+    float_overrides: Mapping[int, str] = field(default_factory=dict)
 
 
 def quantized_input_positions(op: Op, rule: OpRule) -> list[int]:
@@ -96,7 +100,11 @@ def classify_ops(graph: Graph, opts: PlanOptions) -> tuple[list[bool], list[Floa
         quantized.append(not reason)
         if reason:
             floats.append(FloatOp(index=i, kind=op.kind, reason=reason))
-    return quantized, floats
+    for i, pattern in opts.float_overrides.items():
+        if quantized[i]:
+            quantized[i] = False
+            floats.append(FloatOp(index=i, kind=graph.ops[i].kind, reason=f"kept float by override '{pattern}'"))
+    return quantized, sorted(floats, key=lambda f: f.index)
 
 
 def build_plan(
@@ -160,7 +168,7 @@ def build_plan(
     # `members` now holds every float value a quantized op reads or writes, graph I/O included; values
     # only float ops touch stay float, and the lowering puts DEQUANTIZE / QUANTIZE where the two meet.
     _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme)
-    _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme)
+    _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme, opts.weight_schemes)
     if scheme.weight_dtype == "int4":
         _note_int8_batch_matmul_constants(graph, plan, quantized)
     plan.requantize = [
@@ -262,12 +270,12 @@ def _note_int8_batch_matmul_constants(graph: Graph, plan: QuantPlan, quantized: 
             )
 
 
-def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Scheme) -> None:
+def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Scheme, weight_schemes=None) -> None:
     floored_total = 0
     for t, (op_index, axis) in sorted(weight_slots.items()):
         op = graph.ops[op_index]
         w = graph.tensors[t].data
-        dtype, block = _weight_format(graph, plan, op, w, scheme)
+        dtype, block = _weight_format(graph, plan, op, w, (weight_schemes or {}).get(op_index, scheme))
         _, wmax = qrange(dtype)
         if block:
             # Computed in float (the kernel quantizes the activations on the fly): no integer multiplier or
