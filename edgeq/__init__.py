@@ -58,6 +58,14 @@ def verify(model, inputs=None, samples: int = 16, seed: int = 0):
     return _verify(model, inputs=inputs, samples=samples, seed=seed)
 
 
+def sensitivity(model, calib, scheme: str = "int8", eval=None, metric: str = "sqnr", max_samples=None, progress=True):
+    """Per quantizable layer, the model's output SQNR (and top-1 agreement for classifiers, given `eval` data)
+    when only that layer is quantized; a SensitivityResult ranked most sensitive first (.table(), .to_dict())."""
+    from edgeq.algorithms.sensitivity import sensitivity as _sensitivity
+
+    return _sensitivity(model, calib, scheme, eval=eval, metric=metric, max_samples=max_samples, progress=progress)
+
+
 def verify_coreml(package, qm, data=None, samples: int = 64, precision: str = "fp32", seed: int = 0):
     """Checks an .mlpackage edgeq wrote against the QuantizedModel it renders: every weight decodes to the
     .tflite's integers and scales, and the MIL program evaluated on the host matches the float model (and the
@@ -83,6 +91,7 @@ __all__ = [
     "load",
     "quantize",
     "run",
+    "sensitivity",
     "verify",
     "verify_coreml",
 ]
