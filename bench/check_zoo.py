@@ -48,7 +48,8 @@ def main(names: list[str]) -> None:
                   f"{s['partitions']} partition(s), {100 * (1 - s['cpu_share_macs']):5.1f}% of MACs on the accelerator")
         artifacts = {f"{name}.float32.tflite": zoo.get(name).path().stat().st_size,
                      f"{name}.int8.tflite": path.stat().st_size}
-        write_report(REPO / "dist" / name / "report.html", results, sqnr=layer_sqnr(name, path), artifacts=artifacts)
+        write_report(REPO / "dist" / name / "report.html", results, layer_sqnr=layer_sqnr(name, path),
+                     artifacts=artifacts)
 
 
 def layer_sqnr(name: str, quantized_path: Path) -> list[tuple[str, float]]:

@@ -104,8 +104,9 @@ def _console_messages(stderr: str) -> list[str]:
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make setup installs it)")
 def test_report_in_headless_chromium(tmp_path):
     results = [check(_model(tmp_path), spec, name="m.tflite") for spec in ("edgetpu", "nnapi:27", "xnnpack")]
-    sqnr = [("t2", 38.5), ("t5", 31.25), ("t7", 12.0)]
-    html, _ = write_report(tmp_path / "report.html", results, sqnr=sqnr)
+    sqnr = [("t2", 38.5), ("t5", float("inf")), ("t7", 12.0)]
+    html, data = write_report(tmp_path / "report.html", results, layer_sqnr=sqnr)
+    assert json.loads(data.read_text())["layer_sqnr"][1] == {"tensor": "t5", "sqnr_db": None}
 
     # The console check sees errors: a page that logs one is caught.
     broken = tmp_path / "broken.html"

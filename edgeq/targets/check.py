@@ -128,7 +128,7 @@ class CheckResult:
         lines.append(
             f"summary: {s['ops_on_accelerator']}/{s['ops_total']} ops on {p.accelerator} in {s['partitions']} "
             f"partition(s); MACs on {p.accelerator}: {_count(s['macs_on_accelerator'])} of {_count(s['macs_total'])}"
-            f"; on the CPU: {100 * s['cpu_share_macs']:.1f}% of MACs, {100 * s['cpu_share_ops']:.1f}% of ops"
+            f"; on {p.cpu}: {100 * s['cpu_share_macs']:.1f}% of MACs, {100 * s['cpu_share_ops']:.1f}% of ops"
         )
         lines.append(f"partitioning: {s['partition_rule']}")
         if p.device_only:
@@ -155,7 +155,7 @@ def check(model: str | os.PathLike | bytes | Graph, target: str | Target, name: 
             size = Path(model).stat().st_size
             name = name or str(model)
     ops = []
-    rules = [r for r in t.rules if r.applies_at(t.level)]
+    rules = t.rules
     for i, op in enumerate(graph.ops):
         ctx = OpContext(graph, i, t.level)
         out = graph.tensors[op.outputs[0]].name if op.outputs else ""

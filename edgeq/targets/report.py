@@ -5,6 +5,7 @@ rule behind every CPU op, artifact sizes, and per-layer SQNR when the converter 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -19,13 +20,13 @@ _STRIP_W, _ROW_H, _LABEL_W = 900, 26, 150
 def write_report(
     path: Path,
     results: Sequence[CheckResult],
-    sqnr: Sequence[tuple[str, float]] | None = None,
+    layer_sqnr: Sequence[tuple[str, float]] | None = None,
     artifacts: dict[str, int] | None = None,
 ) -> tuple[Path, Path]:
-    """Write `path` (HTML) and the same facts as JSON next to it (same name, .json). `sqnr` is the hook for
-    the converter's per-layer fidelity: (tensor name, SQNR in dB) pairs, drawn against the op sequence.
+    """Write `path` (HTML) and the same facts as JSON next to it (same name, .json). `layer_sqnr` is the hook
+    for the converter's per-layer fidelity: (tensor name, SQNR in dB) pairs, drawn in op order.
     `artifacts` maps artifact names to sizes in bytes (default: the checked model's own size)."""
-    data = report_data(results, sqnr, artifacts)
+    data = report_data(results, layer_sqnr, artifacts)
     json_path = path.with_suffix(".json")
     write_atomic(path, render_html(data).encode())
     write_atomic(json_path, (json.dumps(data, indent=1) + "\n").encode())
@@ -34,7 +35,7 @@ def write_report(
 
 def report_data(
     results: Sequence[CheckResult],
-    sqnr: Sequence[tuple[str, float]] | None = None,
+    layer_sqnr: Sequence[tuple[str, float]] | None = None,
     artifacts: dict[str, int] | None = None,
 ) -> dict:
     """Everything the page shows, as plain data (what report.json holds)."""
@@ -44,7 +45,9 @@ def report_data(
     return {
         "model": first.model,
         "artifacts": artifacts,
-        "sqnr": [{"tensor": t, "sqnr_db": float(db)} for t, db in (sqnr or [])],
+        # JSON has no infinity: an exact tensor (no noise) is null
+        "layer_sqnr": [{"tensor": t, "sqnr_db": float(db) if math.isfinite(db) else None}
+                       for t, db in (layer_sqnr or [])],
         "targets": [r.to_dict() for r in results],
     }
 
@@ -66,9 +69,10 @@ def render_html(data: dict) -> str:
         "<h2>Share of MACs per target</h2>",
         _mac_bars(targets),
     ]
-    if data["sqnr"]:
+    if data["layer_sqnr"]:
         parts += ["<h2>Per-layer SQNR</h2>", "<p class='legend'>SQNR (dB) of each quantized tensor against its float "
-                  "twin, in op order; hover a bar for the tensor</p>", _sqnr_plot(data["sqnr"], targets[0]["ops"])]
+                  "twin, in op order; hover a bar for the tensor</p>",
+                  _sqnr_plot(data["layer_sqnr"], targets[0]["ops"])]
     parts += ["<h2>Placement of every op</h2>", _op_table(targets)]
     parts += ["<h2>Why ops leave the accelerator</h2>", *(_reasons(t) for t in targets)]
     parts.append("</body></html>")
@@ -165,16 +169,17 @@ def _sqnr_plot(sqnr: list[dict], ops: list[dict]) -> str:
     """SQNR per tensor as bars, in op order where the tensor is an op output (else in the order given)."""
     order = {op["output"]: op["index"] for op in ops}
     points = sorted(sqnr, key=lambda p: order.get(p["tensor"], len(ops)))
-    top = max([p["sqnr_db"] for p in points] + [1.0])
+    top = max([p["sqnr_db"] for p in points if p["sqnr_db"] is not None] + [1.0])
     h, w = 180, _STRIP_W / max(len(points), 1)
     out = [f'<svg id="sqnr-plot" xmlns="http://www.w3.org/2000/svg" width="{_LABEL_W + _STRIP_W + 10}" '
            f'height="{h + 20}" role="img" aria-label="per-layer SQNR in dB">',
            f'<text x="0" y="14" font-size="12">{top:.0f} dB</text><text x="0" y="{h}" font-size="12">0 dB</text>']
     for k, p in enumerate(points):
-        bh = max(p["sqnr_db"], 0.0) / top * (h - 10)
+        db = p["sqnr_db"]
+        bh = (h - 10) if db is None else max(db, 0.0) / top * (h - 10)
+        label = "exact (no noise)" if db is None else f"{db:.2f} dB"
         out.append(f'<rect class="sqnr" x="{_LABEL_W + k * w:.2f}" y="{h - bh:.1f}" width="{max(w - 1, 0.5):.2f}" '
-                   f'height="{bh:.1f}" fill="#4a6fb5"><title>{escape(p["tensor"])}: {p["sqnr_db"]:.2f} dB'
-                   "</title></rect>")
+                   f'height="{bh:.1f}" fill="#4a6fb5"><title>{escape(p["tensor"])}: {label}</title></rect>')
     out.append("</svg>")
     return "".join(out)
 
