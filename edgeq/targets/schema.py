@@ -147,7 +147,7 @@ def _rule(rule: dict, what: str, target: dict, seen: set[str]) -> list[str]:
     if kind == "op_allowed":
         errors += _ops(rule.get("allowed", []), f"{what} allowed")
     for key in ("levels", "versions"):
-        if key in rule:
+        if isinstance(rule.get(key), dict):
             errors += _ops(list(rule[key]), f"{what} {key}")
             errors += [f"{what} {key}: {k} = {v!r} is not an integer" for k, v in rule[key].items()
                        if not isinstance(v, int)]
