@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 
 import edgeq
-from edgeq.algorithms.gptq import gptq_matrix, output_error
+from edgeq.algorithms.context import AlgorithmContext
+from edgeq.algorithms.gptq import gptq_matrix, integer_view, output_error
 from edgeq.algorithms.layer_inputs import patches
+from edgeq.api import _render_graph
 from edgeq.datasets import fashion_mnist, preprocess
 from edgeq.demo import accuracy
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Tensor
 from edgeq.quant.plan import QuantPlan
+from edgeq.quant.schemes import get_scheme
 from edgeq.runtime import LiteRT
 from tests.graphs import dense_graph
 
@@ -175,3 +178,25 @@ def test_fashion_mnist_w4a8_drop_within_a_point():
     rtn_top1, top1 = accuracy(rtn.tflite, test, test_y), accuracy(ours.tflite, test, test_y)
     assert 100 * (float_top1 - top1) <= 0.5, (float_top1, top1)
     assert top1 > rtn_top1, (rtn_top1, top1)
+
+
+def test_integer_view_computes_what_the_int4_model_computes(pixels):
+    """GPTQ reads layer inputs from an int8 rendering of the per-channel INT4 integers (LiteRT's INT4 kernels
+    are slow on the host): it must compute the INT4 model's values exactly, tensor by tensor."""
+    model = edgeq.load(_conv_graph())
+    calib = edgeq.calibration.arrays(pixels[:64, 8:20, 8:20, None])
+    qm = edgeq.quantize(model, calib, scheme="int4-channel", progress=False)
+    ctx = AlgorithmContext(
+        graph=model.graph.copy(),
+        scheme=get_scheme("int4-channel"),
+        samples=[[pixels[k : k + 1, 8:20, 8:20, None]] for k in range(64, 80)],
+        render=lambda g, p: _render_graph(g, p, {}),
+        plan=qm.plan,
+        progress=False,
+    )
+    view = integer_view(ctx)
+    assert {e.dtype for n, e in view.plan.tensors.items() if n in ("cw", "dw")} == {"int8"}
+    exact = ctx.quantized_activations([3, 6], reference=True)
+    fast = view.quantized_activations([3, 6], reference=True)
+    for t in (3, 6):
+        np.testing.assert_array_equal(np.concatenate(fast[t]), np.concatenate(exact[t]))

@@ -14,9 +14,10 @@ output error on the calibration inputs.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -38,7 +39,7 @@ CHUNK_BYTES = 1 << 30
 _KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
 
 
-@dataclass
+@dataclasses.dataclass
 class _Layer:
     op: int
     weight: int  # tensor index of the constant weight
@@ -254,7 +255,7 @@ def _chunk_inputs(
     tensors = sorted({layer.input for layer in chunk})
     acts: dict[int, list[np.ndarray]] = {}
     if inputs == "quantized":
-        acts = ctx.quantized_activations(tensors)
+        acts = integer_view(ctx).quantized_activations(tensors)
     missing = [t for t in tensors if t not in acts]
     if missing:
         current = {t: ctx.graph.tensors[t].data for t in originals}
@@ -266,6 +267,32 @@ def _chunk_inputs(
             for t, data in current.items():
                 ctx.graph.tensors[t].data = data
     return acts
+
+
+def integer_view(ctx: AlgorithmContext) -> AlgorithmContext:
+    """The same integer model, quicker to run on the host: per-channel INT4 weights become int8 encodings of
+    the same integers (the weights rounded and clipped to the INT4 grid, same scales), which compute what the
+    INT4 model computes. LiteRT's INT4 convolutions unpack their weights on every invoke: measured on
+    EfficientNet-Lite0, 0.9 s an inference against 0.03 s for int8."""
+    assert ctx.plan is not None
+    plan = copy.deepcopy(ctx.plan)
+    graph = ctx.graph.copy()
+    by_name = {t.name: t for t in graph.tensors}
+    for name, enc in ctx.plan.tensors.items():
+        tensor = by_name.get(name)
+        if enc.dtype != "int4" or enc.block_size or tensor is None or not tensor.is_constant:
+            continue
+        qmin, qmax = qrange("int4")
+        shape = tensor.data.shape
+        tensor.data = _fake_quant(
+            np.asarray(tensor.data, dtype=np.float64),
+            _per_element(enc, shape, "scale"),
+            _per_element(enc, shape, "zero"),
+            -qmax if enc.narrow_range else qmin,
+            qmax,
+        ).astype(np.float32)
+        plan.tensors[name] = dataclasses.replace(enc, dtype="int8")
+    return dataclasses.replace(ctx, graph=graph, plan=plan)
 
 
 def _hessian(graph: Graph, layer: _Layer, values: list[np.ndarray], limit: int, rng: np.random.Generator) -> np.ndarray:

@@ -58,15 +58,15 @@ def sample_positions(total: int, limit: int, rng: np.random.Generator) -> np.nda
 
 
 def gram(rows: np.ndarray) -> np.ndarray:
-    """X^T X of [n, k] rows, float64."""
-    x = np.asarray(rows, dtype=np.float64)
-    return x.T @ x
+    """X^T X of [n, k] rows: one sample's rows multiplied in float32, returned float64 to sum over samples."""
+    x = np.ascontiguousarray(rows, dtype=np.float32)
+    return (x.T @ x).astype(np.float64)
 
 
 def depthwise_gram(p: np.ndarray, multiplier: int) -> np.ndarray:
     """One [kh*kw, kh*kw] Gram matrix per depthwise output channel, from [n, kh, kw, C] patches of its
-    input channel (output channel o reads input channel o // multiplier)."""
+    input channel (output channel o reads input channel o // multiplier), float64."""
     n, kh, kw, channels = p.shape
-    per_channel = np.ascontiguousarray(np.asarray(p, dtype=np.float64).reshape(n, kh * kw, channels).transpose(2, 0, 1))
-    g = np.matmul(per_channel.transpose(0, 2, 1), per_channel)  # [C, k, k]
+    per_channel = np.ascontiguousarray(np.asarray(p, dtype=np.float32).reshape(n, kh * kw, channels).transpose(2, 1, 0))
+    g = np.matmul(per_channel, per_channel.transpose(0, 2, 1)).astype(np.float64)  # [C, k, k]
     return np.repeat(g, multiplier, axis=0)
