@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeq import calibration, errors
+from edgeq.algorithms.budget import Budget
 from edgeq.api import QuantizedModel, compare, quantize
 from edgeq.errors import EdgeqError
 from edgeq.frontends.tflite import FloatModel, load
@@ -76,6 +77,7 @@ def verify_coreml(package, qm, data=None, samples: int = 64, precision: str = "f
 
 
 __all__ = [
+    "Budget",
     "EdgeqError",
     "FidelityReport",
     "FloatModel",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq.algorithms.budget import Budget, BudgetResult, meet_budget
 from edgeq.algorithms.context import AlgorithmContext, AlgorithmReport, timed
 from edgeq.algorithms.registry import resolve as resolve_algorithms
 from edgeq.calibrate.data import validated
@@ -43,6 +44,7 @@ class QuantizedModel:
     calibration_samples: int = 0
     host_tflite: bytes = b""  # what LiteRT runs on the host (custom ops replaced by builtin stand-ins)
     algorithms: list[AlgorithmReport] = field(default_factory=list)  # what each fidelity algorithm did
+    budget: BudgetResult | None = None  # what an accuracy budget promoted, when one was given
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the .tflite atomically: an interrupted save never leaves a partial or damaged file."""
@@ -76,6 +78,8 @@ def quantize(
     progress: bool = True,
     algorithms: Sequence[str] | str | None = None,
     overrides: Mapping[str, str] | None = None,
+    accuracy_budget: Budget | None = None,
+    fallback: str = "int8",
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
     at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
@@ -93,6 +97,10 @@ def quantize(
 
     `overrides` maps fnmatch patterns over op names (an op's first output tensor) to the weight scheme of the
     ops they match: "int8", an INT4 scheme, or "float" (edgeq.quant.overrides); the plan's notes list them.
+
+    `accuracy_budget` (edgeq.Budget) promotes the fewest layers to `fallback` ("int8": INT4 weights to int8, or
+    "float") until the budget's metric holds on its evaluation data (edgeq.algorithms.budget); qm.budget and
+    the plan's notes say which layers moved.
     """
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
@@ -102,9 +110,10 @@ def quantize(
     observer = observer or ("auto" if sch.activation_dtype == "int8" else "minmax")
     samples = 0
     reports: list[AlgorithmReport] = []
+    budget = None
     if plan is not None:
-        if overrides:
-            raise PlanError("overrides apply when planning: a given plan already holds every encoding")
+        if overrides or accuracy_budget is not None:
+            raise PlanError("overrides and budgets apply when planning: a given plan already holds every encoding")
         if plan.model_sha256 != model.sha256:
             raise PlanError(
                 f"plan was made for model {plan.model_sha256[:12]}, this model is {model.sha256[:12]}; "
@@ -172,6 +181,15 @@ def quantize(
             plan.notes += [f"{r.name} ({r.seconds:.1f} s): {note}" for r in reports for note in r.notes]
             timings.update({f"{r.name}_s": r.seconds for r in reports})
             rendered = _render(model, plan, timings)
+        if accuracy_budget is not None:
+            start = time.perf_counter()
+            base = work if ctx.float_graph is None else ctx.float_graph
+            plan, budget = meet_budget(
+                model, base, plan, options, accuracy_budget, fallback, lambda p: _render(model, p, {})[2], progress
+            )
+            plan.notes += budget.notes()
+            rendered = _render(model, plan, timings)
+            timings["budget_s"] = time.perf_counter() - start
     graph, data, host_data = rendered
     return QuantizedModel(
         float_model=model,
@@ -182,6 +200,7 @@ def quantize(
         calibration_samples=samples,
         host_tflite=host_data,
         algorithms=reports,
+        budget=budget,
     )
 
 

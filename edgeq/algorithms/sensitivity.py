@@ -15,7 +15,6 @@ pooling, CONCATENATION...) only re-carries its input's encoding and is left out.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -102,30 +101,59 @@ def sensitivity(
     calib_samples = _materialized(model.graph, calib)
     qm = quantize(model, _SampleList(calib_samples), scheme=scheme, progress=progress)
     samples = calib_samples if eval is None else _materialized(model.graph, eval)
-    samples = samples[:max_samples]
-    outputs = [model.graph.tensors[t].shape for t in model.graph.outputs]
-    classifier = next((k for k, shape in enumerate(outputs) if _is_class_vector(shape)), None) if eval else None
-    if metric == "top1_agreement" and classifier is None:
+    evaluator = Evaluator(model, samples[:max_samples], top1=eval is not None)
+    if metric == "top1_agreement" and evaluator.classifier is None:
         raise PlanError("metric 'top1_agreement' needs a classifier output (one vector of scores per sample)")
-    runtime = LiteRT(model.host_tflite)
-    reference = [runtime.run(s) for s in samples]
-    full_sqnr, full_top1 = _fidelity(qm.host_tflite, samples, reference, classifier)
-    layers = []
-    for i in tqdm(layer_ops(qm.plan, model), desc="sensitivity", disable=not progress, leave=False):
-        host = _render_one(model, qm.plan, i)
-        sqnr, top1 = _fidelity(host, samples, reference, classifier)
-        layers.append(LayerSensitivity(i, model.graph.ops[i].kind, op_name(model.graph, i), sqnr, top1))
+    full_sqnr, full_top1 = evaluator.score(qm.host_tflite)
+    layers = layer_sensitivities(model, qm.plan, evaluator, progress)
     key = (lambda x: (x.top1_agreement, x.sqnr_db)) if metric == "top1_agreement" else (lambda x: x.sqnr_db)
     layers.sort(key=key)
     return SensitivityResult(
         scheme=qm.plan.scheme,
         metric=metric,
-        samples=len(samples),
+        samples=len(evaluator.samples),
         seconds=time.perf_counter() - start,
         full_sqnr_db=full_sqnr,
         full_top1_agreement=full_top1,
         layers=layers,
     )
+
+
+class Evaluator:
+    """The float model's outputs over fixed samples, and how close another model's outputs come to them."""
+
+    def __init__(self, model: FloatModel, samples: list[list[np.ndarray]], top1: bool) -> None:
+        self.samples = samples
+        runtime = LiteRT(model.host_tflite)
+        self.reference = [runtime.run(s) for s in samples]
+        shapes = [model.graph.tensors[t].shape for t in model.graph.outputs]
+        # Top-1 agreement of the first classifier output (one vector of scores per sample), when asked for.
+        self.classifier = next((k for k, shape in enumerate(shapes) if _is_class_vector(shape)), None) if top1 else None
+
+    def score(self, host: bytes) -> tuple[float, float | None]:
+        """Pooled output SQNR over every output and sample, and top-1 agreement (None without a classifier)."""
+        runtime = LiteRT(host)
+        pooled = Accumulator()
+        agree = 0
+        for sample, ref in zip(self.samples, self.reference, strict=True):
+            got = runtime.run(sample)
+            for r, q in zip(ref, got, strict=True):
+                pooled.add(r, q)
+            if self.classifier is not None:
+                agree += int(np.argmax(ref[self.classifier]) == np.argmax(got[self.classifier]))
+        top1 = agree / max(len(self.samples), 1) if self.classifier is not None else None
+        return sqnr_db(pooled.signal, pooled.noise), top1
+
+
+def layer_sensitivities(
+    model: FloatModel, plan: QuantPlan, evaluator: Evaluator, progress: bool = False
+) -> list[LayerSensitivity]:
+    """Each layer of `plan` alone quantized, in graph order."""
+    layers = []
+    for i in tqdm(layer_ops(plan, model), desc="sensitivity", disable=not progress, leave=False):
+        sqnr, top1 = evaluator.score(_render_one(model, plan, i))
+        layers.append(LayerSensitivity(i, model.graph.ops[i].kind, op_name(model.graph, i), sqnr, top1))
+    return layers
 
 
 def layer_ops(plan: QuantPlan, model: FloatModel) -> list[int]:
@@ -165,20 +193,3 @@ def _render_one(model: FloatModel, plan: QuantPlan, index: int) -> bytes:
     from edgeq.api import _render
 
     return _render(model, single_layer_plan(plan, model, index), {})[2]
-
-
-def _fidelity(
-    host: bytes, samples: Iterable[list[np.ndarray]], reference: list[list[np.ndarray]], classifier: int | None
-) -> tuple[float, float | None]:
-    """Pooled output SQNR over every output and sample, and top-1 agreement of output `classifier` (if any)."""
-    runtime = LiteRT(host)
-    pooled = Accumulator()
-    agree = count = 0
-    for sample, ref in zip(samples, reference, strict=True):
-        got = runtime.run(sample)
-        for r, q in zip(ref, got, strict=True):
-            pooled.add(r, q)
-        if classifier is not None:
-            agree += int(np.argmax(ref[classifier]) == np.argmax(got[classifier]))
-        count += 1
-    return sqnr_db(pooled.signal, pooled.noise), (agree / max(count, 1) if classifier is not None else None)
