@@ -43,6 +43,10 @@ class PlanOptions:
     # `scheme`, and op index -> the override pattern that keeps it float.
     weight_schemes: Mapping[int, Scheme] = field(default_factory=dict)
     float_overrides: Mapping[int, str] = field(default_factory=dict)
+    # Target-aware conversion (edgeq.targets.adapt): op kinds whose 8-bit weights take one scale per tensor
+    # (accelerators that reject per-channel weights), and the legacy uint8 asymmetric encoding.
+    per_tensor_weights: frozenset[str] = frozenset()
+    uint8: bool = False
 
 
 def quantized_input_positions(op: Op, rule: OpRule) -> list[int]:
@@ -168,13 +172,31 @@ def build_plan(
     # `members` now holds every float value a quantized op reads or writes, graph I/O included; values
     # only float ops touch stay float, and the lowering puts DEQUANTIZE / QUANTIZE where the two meet.
     _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme)
-    _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme, opts.weight_schemes)
+    _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme, opts.weight_schemes,
+                             opts.per_tensor_weights)
     if scheme.weight_dtype == "int4":
         _note_int8_batch_matmul_constants(graph, plan, quantized)
     plan.requantize = [
         Requantize(op=i, input=pos, like=graph.tensors[graph.ops[i].outputs[0]].name) for i, pos in requantize
     ]
+    if opts.uint8:
+        _as_uint8(plan)
     return plan
+
+
+def _as_uint8(plan: QuantPlan) -> None:
+    """The legacy uint8 asymmetric encoding of an int8 plan: every int8 tensor keeps its scale and moves its
+    values and zero point up by 128, so every kernel computes the same integers (in - zp) x (w - zp). uint8
+    kernels take per-tensor weights only."""
+    for name, enc in plan.tensors.items():
+        if enc.dtype != "int8":
+            continue
+        if enc.per_channel:
+            raise PlanError(f'tensor "{name}": uint8 weights must be per-tensor, the plan has {len(enc.scale)} scales')
+        enc.dtype, enc.zero_point, enc.narrow_range = "uint8", [z + 128 for z in enc.zero_point], False
+        enc.rule += "; uint8 (int8 values + 128)"
+    if plan.io_dtype == "int8":
+        plan.io_dtype = "uint8"
 
 
 def _value_range(graph: Graph, t: int, ranges: Mapping[int, tuple[float, float]]) -> tuple[float, float] | None:
@@ -270,12 +292,16 @@ def _note_int8_batch_matmul_constants(graph: Graph, plan: QuantPlan, quantized: 
             )
 
 
-def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Scheme, weight_schemes=None) -> None:
+def _plan_weights_and_biases(
+    graph, plan, weight_slots, bias_slots, scheme: Scheme, weight_schemes=None, per_tensor=frozenset()
+) -> None:
     floored_total = 0
     for t, (op_index, axis) in sorted(weight_slots.items()):
         op = graph.ops[op_index]
         w = graph.tensors[t].data
         dtype, block = _weight_format(graph, plan, op, w, (weight_schemes or {}).get(op_index, scheme))
+        if op.kind in per_tensor and dtype == "int8":
+            axis = None
         _, wmax = qrange(dtype)
         if block:
             # Computed in float (the kernel quantizes the activations on the fly): no integer multiplier or
@@ -319,13 +345,13 @@ def _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme: Sche
             scales = np.maximum(scales, floor)
             scales = np.where(scales > 0, scales, 1.0)
             scales = np.asarray([fp16_representable(float(s), dtype) for s in scales])
-            how = "per-channel weights"
+            how = "per-channel weights" if axis is not None else "per-tensor weights (target-aware conversion)"
         plan.tensors[graph.tensors[t].name] = Encoding(
             dtype=dtype,
             scale=[float(s) for s in scales.astype(np.float32)],
             zero_point=[0] * scales.size,
-            axis=axis,
-            rule=f"symmetric {how}, axis {axis}",
+            axis=axis or 0,
+            rule=f"symmetric {how}" + (f", axis {axis}" if axis is not None else ""),
             narrow_range=True,
         )
     for t, op_index in sorted(bias_slots.items()):
