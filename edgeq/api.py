@@ -80,6 +80,8 @@ def quantize(
     overrides: Mapping[str, str] | None = None,
     accuracy_budget: Budget | None = None,
     fallback: str = "int8",
+    targets: Sequence[str] | None = None,
+    strict: bool = False,
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
     at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
@@ -101,10 +103,23 @@ def quantize(
     `accuracy_budget` (edgeq.Budget) promotes the fewest layers to `fallback` ("int8": INT4 weights to int8, or
     "float") until the budget's metric holds on its evaluation data (edgeq.algorithms.budget); qm.budget and
     the plan's notes say which layers moved.
+
+    `targets` (accelerator specs: "edgetpu", "nnapi:27", "hexagon:legacy", ...) adapt the plan to what they
+    need (edgeq.targets.adapt): per-tensor weights, uint8 encodings, integer I/O, static shapes; the plan's
+    notes say what changed and which rule asked; `strict` makes a constraint the scheme cannot meet an error.
+    `io="uint8"` with targets writes the legacy uint8 encoding throughout.
     """
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
     io = {"float": "float32", "int": sch.activation_dtype}.get(io, io)
+    adaptation = None
+    if targets:
+        from edgeq.targets.adapt import adapt_all
+
+        if plan is not None:
+            raise PlanError("targets adapt the plan when planning: a given plan already holds every encoding")
+        adaptation = adapt_all(targets, sch, io, strict)
+        io = adaptation.options(PlanOptions(sch, io)).io_dtype
     if io not in _IO_DTYPES or (io != "float32" and io != sch.activation_dtype):
         raise PlanError(f"io={io!r}: choose 'float32' or '{sch.activation_dtype}' for scheme {sch.name}")
     observer = observer or ("auto" if sch.activation_dtype == "int8" else "minmax")
@@ -125,6 +140,8 @@ def quantize(
             raise PlanError("quantize() needs calibration data (calib=...) or a plan (plan=...)")
         resolved = resolve_overrides(model.graph, overrides, sch)
         options = PlanOptions(sch, io, allow_float_ops, resolved.weight_schemes, resolved.float_ops)
+        if adaptation is not None:
+            options = adaptation.options(options)
         classify_ops(model.graph, options)  # an op that cannot be quantized fails before calibration
         chosen = resolve_algorithms(algorithms)
         work = model.graph.copy()
@@ -190,6 +207,10 @@ def quantize(
             plan.notes += budget.notes()
             rendered = _render(model, plan, timings)
             timings["budget_s"] = time.perf_counter() - start
+    if adaptation is not None:
+        plan.notes += [*adaptation.notes, *(f"warning: {w}" for w in adaptation.warnings)]
+        if adaptation.static_shapes:
+            rendered = _pinned(rendered, plan)
     graph, data, host_data = rendered
     return QuantizedModel(
         float_model=model,
@@ -235,6 +256,21 @@ def _render_graph(graph: Graph, plan: QuantPlan, timings: dict[str, float]) -> t
     host = host_graph(graph)
     timings["export_s"] = timings.get("export_s", 0.0) + time.perf_counter() - start
     return graph, data, data if host is None else write_tflite(host, description=f"edgeq {plan.scheme}")
+
+
+def _pinned(rendered: tuple[Graph, bytes, bytes], plan: QuantPlan) -> tuple[Graph, bytes, bytes]:
+    """The rendered model with every dynamic dimension made static (targets that need static shapes)."""
+    from edgeq.targets.adapt import pin_static_shapes
+
+    graph = rendered[0]
+    pinned = pin_static_shapes(graph)
+    if not pinned:
+        return rendered
+    plan.notes.append(f"static shapes: {len(pinned)} tensor(s) had dynamic dimensions, now the planned sizes "
+                      f"(e.g. '{pinned[0]}')")
+    data = write_tflite(graph, description=f"edgeq {plan.scheme}")
+    host_g = host_graph(graph)
+    return graph, data, data if host_g is None else write_tflite(host_g, description=f"edgeq {plan.scheme}")
 
 
 def _changed_constants(original: Graph, work: Graph) -> dict[str, np.ndarray]:

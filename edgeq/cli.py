@@ -58,8 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--targets",
         default="tflite",
-        help="comma-separated artifacts from the one plan: tflite (Android), coreml (.mlpackage for iOS/macOS)",
+        help="comma-separated artifacts from the one plan: tflite (Android), coreml (.mlpackage for iOS/macOS), "
+        "and accelerators the plan adapts to and each artifact is checked on: edgetpu, nnapi[:27..30], "
+        "hexagon[:htp|:legacy], xnnpack (a .tflite), coreml-ane (the .mlpackage); accelerators that need "
+        "different plans get one <model>.<target>.tflite each",
     )
+    c.add_argument("--strict", action="store_true", help="a target constraint conversion cannot meet (an op the "
+                   "accelerator never runs, a scheme it rejects) is an error, not a warning")
     c.add_argument(
         "--coreml-mode",
         choices=["fp16", "w8", "w8a8", "w4"],
@@ -225,33 +230,50 @@ def _convert(args) -> dict:
     model = edgeq.load(args.model)
     plan = edgeq.QuantPlan.load(args.plan) if args.plan else None
     calib = None if plan is not None and args.calib is None else _calibration_source(args, model)
-    qm = edgeq.quantize(
-        model,
-        calib,
-        scheme=args.scheme,
-        io=args.io,
-        observer=args.observer,
-        allow_float_ops=args.allow_float,
-        plan=plan,
-        progress=not args.quiet,
-        algorithms=args.algorithms,
-        overrides=dict(parse_override(o) for o in args.override),
-    )
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if not targets:
+        raise PlanError(f"--targets {args.targets!r}: name tflite, coreml or an accelerator")
+    runs = _target_runs(args, targets)
+
+    def quantize(accelerators: list[str]):
+        return edgeq.quantize(
+            model,
+            calib,
+            scheme=args.scheme,
+            io=args.io,
+            observer=args.observer,
+            allow_float_ops=args.allow_float,
+            plan=plan,
+            progress=not args.quiet,
+            algorithms=args.algorithms,
+            overrides=dict(parse_override(o) for o in args.override),
+            targets=[s for s in accelerators if s != "coreml-ane"] or None if plan is None else None,
+            strict=args.strict,
+        )
+
+    models = {key: quantize(specs) for key, specs in runs.items()}
+    qm = models.get(None) or next(iter(models.values()))
+    checks = _check_targets(args, targets, runs, models, model.name)
     report = edgeq.compare(model, qm, calib, max_samples=args.compare) if calib is not None and args.compare else None
     out = Path(args.output)
     tflite_path = out / f"{model.name}.{qm.plan.scheme}.tflite"
     plan_path = out / f"{model.name}.{qm.plan.scheme}.plan.json"
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = sorted(set(targets) - {"tflite", "coreml"})
-    if unknown or not targets:
-        raise PlanError(f"--targets {args.targets!r}: known targets are tflite and coreml")
     write_atomic(plan_path, qm.plan.to_json().encode())
     artifacts = {"plan": str(plan_path)}
-    if "tflite" in targets:
+    android = [t for t in targets if t not in ("tflite", "coreml", "coreml-ane")]
+    if "tflite" in targets or (len(runs) == 1 and android):
         qm.save(tflite_path)
         artifacts["tflite"] = str(tflite_path)
-    if "coreml" in targets:
+    for key, specs in runs.items():
+        for spec in [s for s in specs if s in android] if len(runs) > 1 else []:
+            path = out / f"{model.name}.{spec.replace(':', '-')}.tflite"
+            models[key].save(path)
+            artifacts[spec] = str(path)
+            write_atomic(path.with_suffix(".plan.json"), models[key].plan.to_json().encode())
+    if "coreml" in targets or "coreml-ane" in targets:
         artifacts["coreml"] = str(_export_coreml(args, model, qm, out))
+    for c in checks:
+        c["artifact"] = artifacts.get(c["target"], artifacts.get("coreml" if c["target"] == "coreml-ane" else "tflite"))
     return {
         "ok": True,
         "model": args.model,
@@ -265,7 +287,50 @@ def _convert(args) -> dict:
         "timings_s": qm.timings,
         "algorithms": [{"name": r.name, "seconds": r.seconds, "notes": r.notes} for r in qm.algorithms],
         "fidelity": report.to_dict() if report is not None else None,
+        "targets": checks,
     }
+
+
+def _target_runs(args, targets: list[str]) -> dict:
+    """Which quantizations the targets need: key None is the plan as the user asked it (tflite, coreml,
+    coreml-ane and accelerators that need no change); each other key is one adaptation (edgeq.targets.adapt)
+    with the accelerators that share it."""
+    from edgeq.quant.schemes import get_scheme
+    from edgeq.targets import resolve
+    from edgeq.targets.adapt import adapt
+
+    scheme = get_scheme(args.scheme)
+    io = {"float": "float32", "int": scheme.activation_dtype}.get(args.io, args.io)
+    plain = (frozenset(), False, io, False)
+    runs: dict = {}
+    for spec in targets:
+        if spec in ("tflite", "coreml"):
+            runs.setdefault(None, [])
+            continue
+        target = resolve(spec)
+        if target.profile.name == "coreml-ane":
+            runs.setdefault(None, []).append(spec)
+            continue
+        key = adapt(target, scheme, io).key if args.plan is None else plain
+        runs.setdefault(None if key == plain else key, []).append(spec)
+    return runs
+
+
+def _check_targets(args, targets: list[str], runs: dict, models: dict, name: str) -> list[dict]:
+    """`check` every accelerator's artifact: what conversion could have avoided (should be nothing) and the
+    rules the graph's op choice breaks, which --strict turns into an error."""
+    from edgeq.targets.adapt import check_artifact
+
+    out, problems = [], []
+    for key, specs in runs.items():
+        for spec in specs:
+            tc = check_artifact(models[key].tflite, spec, name=name)
+            changes = [n for n in models[key].plan.notes if n.startswith((f"{spec}:", f"warning: {spec}:"))]
+            out.append({**tc.to_dict(), "changes": changes})
+            problems += tc.warnings()
+    if args.strict and problems:
+        raise PlanError("--strict: " + "; ".join(problems))
+    return out
 
 
 def _export_coreml(args, model, qm, out: Path) -> Path:
@@ -298,6 +363,13 @@ def _print_summary(s: dict) -> None:
         print(f"kept float: op {f['index']} {f['kind']}: {f['reason']}")
     for note in s["notes"]:
         print(f"note: {note}")
+    for c in s["targets"]:
+        m = c["summary"]
+        print(f"{c['target']}: {c['artifact']}: {m['ops_on_accelerator']}/{m['ops_total']} ops on the accelerator in "
+              f"{m['partitions']} partition(s), {100 * m['cpu_share_macs']:.1f}% of MACs on the CPU; "
+              f"{len(c['avoidable'])} avoidable violation(s)")
+        for line in c["changes"] + c["avoidable"] + c["warnings"]:
+            print(f"  {line}")
     fid = s["fidelity"]
     if fid:
         print(f"fidelity on {fid['samples']} calibration samples:")
