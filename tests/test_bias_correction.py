@@ -1,0 +1,54 @@
+"""Empirical bias correction removes the mean shift that rounding leaves in each output channel, and the
+corrected artifact stays bit-exact against LiteRT's reference kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgeq
+from edgeq.algorithms.bias_correction import mean_output
+from edgeq.algorithms.layers import linear, linear_layers, matrix, patches
+from edgeq.runtime import LiteRT
+from tests.conv_chain import conv_chain, inputs
+
+CALIB = inputs(64)
+EVAL = inputs(64, seed=11)
+
+
+def _mean_error(model: edgeq.FloatModel, qm) -> float:
+    """RMS over output channels of the mean (over held-out inputs) of quantized minus float logits."""
+    f, q = LiteRT(model.host_tflite), LiteRT(qm.host_tflite)
+    diff = np.concatenate([q.run([EVAL[i : i + 1]])[0] - f.run([EVAL[i : i + 1]])[0] for i in range(len(EVAL))])
+    return float(np.sqrt(np.mean(np.square(diff.mean(axis=0)))))
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int4-channel"])
+def test_bias_correction_reduces_the_mean_output_error(scheme):
+    model = edgeq.load(conv_chain())
+    calib = edgeq.calibration.arrays(CALIB)
+    plain = edgeq.quantize(model, calib, scheme=scheme, progress=False)
+    corrected = edgeq.quantize(model, calib, scheme=scheme, algorithms=["bias_correction"], progress=False)
+    assert sorted(corrected.plan.weights) == ["conv1/b", "dw/b", "expand/b", "fc/b", "project/b"]
+    before, after = _mean_error(model, plain), _mean_error(model, corrected)
+    # Measured: int8 0.024 -> 0.016 (what is left is mostly sampling noise of 64 held-out inputs), int4 per
+    # channel 0.39 -> 0.050.
+    assert after < {"int8": 0.75, "int4-channel": 0.2}[scheme] * before, (before, after)
+
+
+def test_mean_output_is_the_mean_of_the_convolutions():
+    """The correction's shortcut: the convolution of the sample-mean input equals the mean convolution,
+    padding included."""
+    model = edgeq.load(conv_chain())
+    layer = linear_layers(model.graph)[0]  # 3x3 SAME conv
+    w = model.graph.tensors[layer.weight].data.astype(np.float64)
+    xs = CALIB[:8].astype(np.float64)
+    direct = np.mean([linear(layer, patches(layer, x[None]), matrix(layer, w)) for x in xs], axis=(0, 1))
+    np.testing.assert_allclose(mean_output(layer, xs.mean(axis=0)[None], w), direct, rtol=1e-10, atol=1e-12)
+
+
+def test_bias_corrected_artifact_is_bit_exact_against_litert_reference():
+    model = edgeq.load(conv_chain())
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(CALIB), algorithms=["bias_correction"], progress=False)
+    result = edgeq.verify(qm.tflite, inputs=[[EVAL[i : i + 1]] for i in range(4)])
+    assert result.bit_exact, result.first_divergence
