@@ -200,3 +200,37 @@ def test_integer_view_computes_what_the_int4_model_computes(pixels):
     fast = view.quantized_activations([3, 6], reference=True)
     for t in (3, 6):
         np.testing.assert_array_equal(np.concatenate(fast[t]), np.concatenate(exact[t]))
+
+
+def _batch_matmul_graph() -> bytes:
+    """x [1, 4, 16] BATCH_MATMUL constant y [16, 8] -> output [1, 4, 8]."""
+    y = np.random.default_rng(4).normal(size=(16, 8)).astype(np.float32)
+    tensors = [
+        Tensor("x", (1, 4, 16), "float32"),
+        Tensor("y", (16, 8), "float32", data=y),
+        Tensor("out", (1, 4, 8), "float32"),
+    ]
+    options = {"adjX": False, "adjY": False, "asymmetricQuantizeInputs": False}
+    ops = [Op("BATCH_MATMUL", [0, 1], [2], options=options, options_type="BatchMatMulOptions")]
+    return write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0], outputs=[2]))
+
+
+def test_batch_matmul_constant_operand_affine_int8(pixels):
+    """A constant BATCH_MATMUL operand is encoded like an activation (one scale, a zero point): GPTQ picks
+    integers on that grid, and lowers the output error of rows it never saw."""
+    model = edgeq.load(_batch_matmul_graph())
+    x = pixels[:, 6:22, 6:22].reshape(-1, 4, 64)[..., ::4]  # rows of 16 pixels, 4 per sample
+    rtn = edgeq.quantize(model, edgeq.calibration.arrays(x[:300]), scheme="int8", progress=False)
+    ours = edgeq.quantize(model, edgeq.calibration.arrays(x[:300]), scheme="int8", algorithms="gptq", progress=False)
+    enc = ours.plan.tensors["y"]
+    assert len(enc.scale) == 1 and enc.dtype == "int8"
+    q = (ours.plan.weights["y"].astype(np.float64) / enc.scale[0]) + enc.zero_point[0]
+    np.testing.assert_array_equal(np.round(q), _int_weights(ours, "y"))
+    y = next(t for t in model.graph.tensors if t.name == "y").data.astype(np.float64)
+    held = x[300:].reshape(-1, 16)
+    err = {}
+    for k, qm in (("rtn", rtn), ("gptq", ours)):
+        e = qm.plan.tensors["y"]
+        stored = (_int_weights(qm, "y").astype(np.float64) - e.zero_point[0]) * e.scale[0]
+        err[k] = np.linalg.norm(held @ (y - stored))
+    assert err["gptq"] < 0.9 * err["rtn"], err
