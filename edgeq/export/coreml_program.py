@@ -79,6 +79,7 @@ class Lowering:
     used_names: set[str] = field(default_factory=set)
     weights: dict[int, list] = field(default_factory=dict)  # weight tensor -> [constexpr op name, TFLite->MIL perm]
     quantize_ops: dict[str, str] = field(default_factory=dict)  # dequantize output -> the quantize op before it
+    grid_consts: dict[tuple, tuple] = field(default_factory=dict)  # (dtype, scale, zero point) -> const vars
 
     # ---- names -------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -172,9 +173,15 @@ class Lowering:
                 f'tensor "{name}": w8a8 needs per-tensor int8/uint8 activations, the plan has {enc.dtype} '
                 f"with {len(enc.scale)} scales (Core ML quantize takes int8 and uint8 only)"
             )
-        scale = mb.const(val=half_exact(enc.scale[0], name), name=self.fresh(f"{name}__scale"))
-        zp_value = np.int8(enc.zero_point[0]) if enc.dtype == "int8" else np.uint8(enc.zero_point[0])
-        zp = mb.const(val=zp_value, name=self.fresh(f"{name}__zero_point"))  # one pair for both ops
+        key = (enc.dtype, float(enc.scale[0]), int(enc.zero_point[0]))
+        if key not in self.grid_consts:  # one (scale, zero point) pair per distinct encoding, shared by every op
+            n = len(self.grid_consts)
+            zp_value = np.int8(key[2]) if enc.dtype == "int8" else np.uint8(key[2])
+            self.grid_consts[key] = (
+                mb.const(val=half_exact(key[1], name), name=self.fresh(f"s{n}")),
+                mb.const(val=zp_value, name=self.fresh(f"z{n}")),
+            )
+        scale, zp = self.grid_consts[key]
         q = mb.quantize(input=var, scale=scale, zero_point=zp, output_dtype=enc.dtype, name=self.fresh(f"{name}__q"))
         dq = mb.dequantize(input=q, scale=scale, zero_point=zp, name=self.fresh(name))
         self.quantize_ops[dq.name] = q.name

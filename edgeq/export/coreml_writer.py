@@ -327,7 +327,8 @@ def _save_atomic(model, path: Path) -> None:
 
 def _make_deterministic(package: Path) -> None:
     """coremltools names package items with random UUIDs and serializes protobuf maps in hash order: replace
-    the UUIDs by ones derived from the item paths and re-serialize the spec deterministically."""
+    the UUIDs by ones derived from the item paths and re-serialize the spec deterministically (without
+    coremltools' buildInfo attribute)."""
     manifest_path = package / "Manifest.json"
     manifest = json.loads(manifest_path.read_text())
     renamed = {}
@@ -342,6 +343,10 @@ def _make_deterministic(package: Path) -> None:
     spec_path = package / "Data" / "com.apple.CoreML" / "model.mlmodel"
     spec = Model_pb2.Model()
     spec.ParseFromString(spec_path.read_bytes())
+    # coremltools' build-info dictionary repeats what the metadata already says (its version), in ~160
+    # bytes of type description per package: bytes on a phone.
+    if "buildInfo" in spec.mlProgram.attributes:
+        del spec.mlProgram.attributes["buildInfo"]
     spec_path.write_bytes(spec.SerializeToString(deterministic=True))
 
 
