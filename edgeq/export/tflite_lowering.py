@@ -1,8 +1,9 @@
 """Render a QuantPlan onto a float graph: the integer graph a .tflite file holds.
 
 The plan decides every encoding; this module only applies it: integer constants, quantization
-parameters, and QUANTIZE / DEQUANTIZE where float meets integer (model I/O, ops left float, and
-FULLY_CONNECTED ops with blockwise INT4 weights, which LiteRT computes with float activations).
+parameters, and QUANTIZE / DEQUANTIZE where float meets integer (model I/O, ops left float, and ops
+reading a hybrid weight, which LiteRT computes with float activations: FULLY_CONNECTED with blockwise
+INT4 weights, EMBEDDING_LOOKUP with a table quantized per row or per block).
 """
 
 from __future__ import annotations
@@ -19,10 +20,20 @@ def _quant(enc: Encoding) -> Quantization:
     return Quantization(scale=enc.scales(), zero_point=enc.zero_points(), axis=enc.axis, block_size=enc.block_size)
 
 
-def _blockwise_ops(graph: Graph, plan: QuantPlan) -> set[int]:
-    """Ops reading a blockwise weight: LiteRT's blockwise FULLY_CONNECTED takes float input and output."""
-    blockwise = {name for name, enc in plan.tensors.items() if enc.block_size}
-    return {i for i, op in enumerate(graph.ops) if any(graph.tensors[t].name in blockwise for t in op.inputs if t >= 0)}
+def _hybrid_weights(graph: Graph, plan: QuantPlan) -> dict[int, int]:
+    """Op index -> input slot of the integer weight it reads with float activations: a blockwise weight
+    (LiteRT's blockwise FULLY_CONNECTED) or a table encoded per row or per block (EMBEDDING_LOOKUP's hybrid
+    path dequantizes rows to float; its per-tensor int8 path copies rows into an int8 output instead)."""
+    found = {}
+    for i, op in enumerate(graph.ops):
+        for pos, t in enumerate(op.inputs):
+            enc = plan.tensors.get(graph.tensors[t].name) if t >= 0 else None
+            if enc is None:
+                continue
+            table = op.kind == "EMBEDDING_LOOKUP" and pos == 1 and (enc.per_channel or enc.dtype == "int4")
+            if enc.block_size or table:
+                found[i] = pos
+    return found
 
 
 def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
@@ -32,10 +43,11 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
     missing = [n for n in plan.tensors if n not in by_name]
     if missing:
         raise PlanError(f"plan names {len(missing)} tensors the graph does not have, e.g. {missing[:3]}")
-    # Ops computing in float: those the plan leaves float, and blockwise FULLY_CONNECTED (whose weight
-    # alone is integer). Tensors stored as integers in the file: everything the plan encodes, except graph
-    # I/O kept float and values produced by float-computing ops (they get a QUANTIZE after them instead).
-    float_ops = {f.index for f in plan.float_ops} | _blockwise_ops(out, plan)
+    # Ops computing in float: those the plan leaves float, and those reading a hybrid weight (which alone is
+    # integer). Tensors stored as integers in the file: everything the plan encodes, except graph I/O kept
+    # float and values produced by float-computing ops (they get a QUANTIZE after them instead).
+    hybrid = _hybrid_weights(out, plan)
+    float_ops = {f.index for f in plan.float_ops} | set(hybrid)
     producers = out.producers()
     float_io = plan.io_dtype == "float32"
     native_float = set()
@@ -89,8 +101,8 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
             if (i, pos) in requantize:
                 inputs[pos] = _requantized(out, new_ops, t, plan.tensors[requantize[(i, pos)]], i)
         for pos, t in enumerate(inputs):
-            if t < 0 or out.tensors[t].name not in plan.tensors or plan.tensors[out.tensors[t].name].block_size:
-                continue  # not encoded, or a blockwise weight: the op reads its integers as they are
+            if t < 0 or out.tensors[t].name not in plan.tensors or hybrid.get(i) == pos:
+                continue  # not encoded, or a hybrid weight: the op reads its integers as they are
             is_float = t in native_float
             if wants_float and not is_float:
                 inputs[pos] = convert(t, to_integer=False)

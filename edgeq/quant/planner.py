@@ -87,6 +87,12 @@ def classify_ops(graph: Graph, opts: PlanOptions) -> tuple[list[bool], list[Floa
     floats: list[FloatOp] = []
     for i, op in enumerate(graph.ops):
         reason = ""
+        if opts.scheme.weight_only:
+            reason = _weight_only_float_reason(graph, op, opts.scheme)
+            quantized.append(not reason)
+            if reason:
+                floats.append(FloatOp(index=i, kind=op.kind, reason=reason))
+            continue
         if op.kind == "CUSTOM":
             reason = f"custom op '{op.custom_code}' has no integer kernel in LiteRT"
         elif op.kind in SHAPE_OPS:
@@ -121,6 +127,10 @@ def build_plan(
     scheme = opts.scheme
     quantized, floats = classify_ops(graph, opts)
     plan = QuantPlan(scheme=scheme.name, io_dtype=opts.io_dtype, model_sha256=model_sha256, float_ops=floats)
+    if scheme.weight_only:
+        slots = {_hybrid_weight(graph, op): (i, 0) for i, op in enumerate(graph.ops) if quantized[i]}
+        _plan_weights_and_biases(graph, plan, slots, {}, scheme)
+        return plan
     weight_slots: dict[int, tuple[int, int]] = {}  # tensor -> (op index, axis)
     bias_slots: dict[int, int] = {}  # tensor -> op index
     groups = _Groups()
@@ -134,6 +144,13 @@ def build_plan(
             continue
         rule = RULES[op.kind]
         weights = dict(rule.weights)
+        table = _hybrid_weight(graph, op) if op.kind == "EMBEDDING_LOOKUP" and scheme.weight_dtype == "int4" else None
+        if table is not None:
+            # An INT4 table is read by LiteRT's hybrid lookup (float rows out, QUANTIZE after): a weight, and the
+            # output an activation of its own rather than the table's int8 twin.
+            weight_slots[table] = (i, 0)
+            members.update(t for t in op.outputs if graph.tensors[t].dtype == "float32")
+            continue
         for pos in quantized_input_positions(op, rule):
             t = op.inputs[pos]
             tensor = graph.tensors[t]
@@ -260,8 +277,32 @@ def _op_scales(graph: Graph, plan: QuantPlan, op: Op, kind: str) -> tuple[float,
 
 
 # Ops LiteRT runs with INT4 weights: per-channel INT4 with int8 activations (REF and TFLM kernels), and
-# FULLY_CONNECTED also blockwise with float activations (XNNPACK, LiteRT's optimized builtin kernel).
-_INT4_WEIGHT_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+# FULLY_CONNECTED also blockwise with float activations (XNNPACK, LiteRT's optimized builtin kernel);
+# EMBEDDING_LOOKUP dequantizes INT4 table rows, per row or per block, to float (every kernel, REF too).
+_INT4_WEIGHT_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "EMBEDDING_LOOKUP"})
+# Ops reading an integer weight with float activations: all weight-only schemes quantize.
+_HYBRID_WEIGHT_OPS = frozenset({"FULLY_CONNECTED", "EMBEDDING_LOOKUP"})
+
+
+def _hybrid_weight(graph: Graph, op: Op) -> int | None:
+    """The constant float 2-D weight (FULLY_CONNECTED) or table (EMBEDDING_LOOKUP) an op would read as integers."""
+    if op.kind not in _HYBRID_WEIGHT_OPS or len(op.inputs) < 2 or op.inputs[1] < 0:
+        return None
+    tensor = graph.tensors[op.inputs[1]]
+    if not tensor.is_constant or tensor.dtype != "float32" or len(tensor.shape) != 2:
+        return None
+    return op.inputs[1]
+
+
+def _weight_only_float_reason(graph: Graph, op: Op, scheme: Scheme) -> str:
+    """Why a weight-only scheme leaves `op` entirely float ("" when it reads an INT4 weight)."""
+    w = _hybrid_weight(graph, op)
+    if w is None:
+        return f"{scheme.name} is weight-only: no INT4 weight LiteRT reads with float activations"
+    columns = graph.tensors[w].shape[1]
+    if op.kind == "FULLY_CONNECTED" and columns % scheme.block_size:
+        return f"{columns} inputs are not a multiple of the block size {scheme.block_size}"
+    return ""
 
 
 def _weight_format(graph: Graph, plan: QuantPlan, op: Op, w: np.ndarray, scheme: Scheme) -> tuple[str, int]:
@@ -272,13 +313,17 @@ def _weight_format(graph: Graph, plan: QuantPlan, op: Op, w: np.ndarray, scheme:
     if op.kind not in _INT4_WEIGHT_OPS:
         plan.notes.append(f"{op.kind} '{out}': LiteRT has no INT4 kernel for it; its weights stay int8")
         return "int8", 0
-    block = scheme.block_size if op.kind == "FULLY_CONNECTED" else 0
+    block = scheme.block_size if op.kind in _HYBRID_WEIGHT_OPS else 0
     if block and (w.ndim != 2 or w.shape[1] % block):
         plan.notes.append(
-            f"FULLY_CONNECTED '{out}': {w.shape[-1]} inputs are not a multiple of the block size {block}; "
+            f"{op.kind} '{out}': {w.shape[-1]} inputs are not a multiple of the block size {block}; "
             f"its weights are per-channel INT4 instead"
         )
         block = 0
+    if op.kind == "EMBEDDING_LOOKUP" and not block and w.shape[1] % 2:
+        # LiteRT unpacks an INT4 row from byte (row * columns) / 2: rows must start on a byte.
+        plan.notes.append(f"EMBEDDING_LOOKUP '{out}': rows of {w.shape[1]} values cannot be INT4; int8 per row")
+        return "int8", 0
     return "int4", block
 
 
@@ -315,9 +360,21 @@ def _plan_weights_and_biases(
                 scale=[float(s) for s in scales],
                 zero_point=[0] * scales.size,
                 axis=axis,
-                rule=f"symmetric INT4 weights per block of {block} inputs, fp16 and bf16 scales chosen by weight MSE",
+                rule=f"symmetric INT4 weights per block of {block} values, fp16 and bf16 scales chosen by weight MSE",
                 narrow_range=True,
                 block_size=block,
+            )
+            continue
+        if op.kind == "EMBEDDING_LOOKUP":
+            # Dequantized to float by the kernel: no integer multiplier or bias to protect, fp16 scales per row.
+            scales = mse_scales(weight_groups(w, 0), wmax, _FP16_MIN_NORMAL)
+            plan.tensors[graph.tensors[t].name] = Encoding(
+                dtype=dtype,
+                scale=[float(s) for s in scales],
+                zero_point=[0] * scales.size,
+                axis=0,
+                rule=f"symmetric {dtype} table per row, read as float rows, fp16 scales chosen by weight MSE",
+                narrow_range=True,
             )
             continue
         scales = symmetric_weight_scales(w, axis, wmax)
@@ -368,11 +425,13 @@ def _plan_weights_and_biases(
         w_scales = np.asarray(w_enc.scale, dtype=np.float64)
         if w_scales.size not in (1, n):
             raise PlanError(f"{graph.where(op_index)}: bias has {n} entries but weights {w_scales.size} scales")
-        scales = np.broadcast_to(np.float64(np.float32(in_scale)) * w_scales.astype(np.float32), (n,))
+        # One bias scale for per-tensor weights (XNNPACK refuses a per-channel bias next to them), else one per channel.
+        shape = (1,) if op.kind in per_tensor and not w_enc.per_channel else (n,)
+        scales = np.broadcast_to(np.float64(np.float32(in_scale)) * w_scales.astype(np.float32), shape)
         plan.tensors[graph.tensors[t].name] = Encoding(
             dtype=scheme.bias_dtype,
             scale=[float(s) for s in scales.astype(np.float32)],
-            zero_point=[0] * n,
+            zero_point=[0] * scales.size,
             axis=0,
             rule="bias: input scale x weight scale",
         )

@@ -27,14 +27,19 @@ class Scheme:
     """A named quantization scheme: the activation type and the weight/bias types that go with it."""
 
     name: str
-    activation_dtype: str  # int8 or int16
+    activation_dtype: str  # int8 or int16; float32: weight-only (activations stay float)
     weight_dtype: str  # int8 or int4
-    bias_dtype: str  # int32 or int64
+    bias_dtype: str  # int32 or int64; float32 under weight-only schemes
     block_size: int = 0  # > 0: FULLY_CONNECTED weights per block of this many inputs (INT4 only)
 
     @property
     def activation_symmetric(self) -> bool:
         return self.activation_dtype == "int16"
+
+    @property
+    def weight_only(self) -> bool:
+        """Only weights that a LiteRT kernel reads as integers with float activations are quantized."""
+        return self.activation_dtype == "float32"
 
 
 # INT4 block sizes offered: XNNPACK computes blockwise FULLY_CONNECTED for multiples of 32; LiteRT's builtin
@@ -46,6 +51,9 @@ SCHEMES: dict[str, Scheme] = {
     "int16x8": Scheme("int16x8", "int16", "int8", "int64"),
     "int4-channel": Scheme("int4-channel", "int8", "int4", "int32"),
     **{f"int4-block{b}": Scheme(f"int4-block{b}", "int8", "int4", "int32", b) for b in INT4_BLOCK_SIZES},
+    # Weight-only INT4 (transformers, whose layer norms and softmaxes int8 activations ruin): blockwise
+    # FULLY_CONNECTED and EMBEDDING_LOOKUP tables, every other op and every activation float.
+    **{f"w4-block{b}": Scheme(f"w4-block{b}", "float32", "int4", "float32", b) for b in INT4_BLOCK_SIZES},
 }
 
 
