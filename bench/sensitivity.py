@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -31,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = edgeq.calibration.arrays(*entry.eval(args.eval, 1))
     results = {}
     for scheme in args.schemes.split(","):
+        cpu = time.process_time()
         result = edgeq.sensitivity(model, calib, scheme=scheme, eval=evaluation, progress=sys.stderr.isatty())
         print(result.table(args.top), flush=True)
-        print(f"{len(result.layers)} layers", flush=True)
+        print(f"{len(result.layers)} layers; {result.seconds:.0f} s wall, {time.process_time() - cpu:.0f} s CPU "
+              f"(all threads)", flush=True)
         results[scheme] = result.to_dict()
     if args.json:
         with open(args.json, "w") as f:
