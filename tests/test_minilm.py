@@ -18,6 +18,7 @@ from edgeq.ir.graph import Graph, Op, Tensor
 from edgeq.ir.tflite_reader import read_tflite
 from edgeq.quant.schemes import quantize_array
 from edgeq.runtime import LiteRT
+from tests.graphs import dense_graph
 
 # Measured on the first 100 evaluation sentences (bench.minilm, w4-block32 round to nearest with MSE scales):
 # mean cosine 0.9673 (min 0.950, retrieval agreement 0.87). The test allows 0.005 below it.
@@ -142,3 +143,13 @@ def test_w4_block32_word_table_read_back_from_the_file() -> None:
     np.testing.assert_array_equal(table.quant.scale, enc.scales())
     assert graph.tensors[lookup.outputs[0]].dtype == "float32"  # the hybrid lookup: float rows out
     assert int(table.data.min()) >= -7 and int(table.data.max()) <= 7
+
+
+def test_weight_only_overrides_keep_ops_float_and_refuse_other_weights() -> None:
+    model, ids = _lookup_model(), edgeq.calibration.arrays(np.arange(8, dtype=np.int32).reshape(1, 8))
+    qm = edgeq.quantize(model, ids, scheme="w4-block32", overrides={"rows": "float"}, progress=False)
+    assert "table" not in qm.plan.tensors and [f.kind for f in qm.plan.float_ops] == ["RESHAPE", "EMBEDDING_LOOKUP"]
+    dense = edgeq.load(dense_graph(units=8, features=64))
+    x = edgeq.calibration.arrays(np.random.default_rng(0).normal(size=(4, 64)).astype(np.float32))
+    with pytest.raises(edgeq.errors.PlanError, match="weight-only"):
+        edgeq.quantize(dense, x, scheme="w4-block32", overrides={"*": "int8"}, progress=False)

@@ -128,6 +128,8 @@ def build_plan(
     quantized, floats = classify_ops(graph, opts)
     plan = QuantPlan(scheme=scheme.name, io_dtype=opts.io_dtype, model_sha256=model_sha256, float_ops=floats)
     if scheme.weight_only:
+        if opts.weight_schemes:
+            raise PlanError(f"{scheme.name} is weight-only: overrides can keep ops float, not give them other weights")
         slots = {_hybrid_weight(graph, op): (i, 0) for i, op in enumerate(graph.ops) if quantized[i]}
         _plan_weights_and_biases(graph, plan, slots, {}, scheme)
         return plan
