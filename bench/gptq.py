@@ -101,11 +101,12 @@ def _fidelity(model, qm: edgeq.QuantizedModel, evaluation) -> tuple[float, float
     return report.top1_agreement, report.pooled_sqnr_db
 
 
-def efficientnet(n_calib: int, n_eval: int) -> list[Row]:
+def efficientnet(n_calib: int, n_eval: int, schemes: list[str], ablation: bool) -> list[Row]:
     model, calib, evaluation = _efficientnet(n_calib, n_eval)
     rows = []
-    runs = [(s, r) for s in ("int4-block32", "int4-channel", "int8") for r in ("RTN", "GPTQ")]
-    runs.append(("int4-channel", "GPTQ, float inputs"))
+    runs = [(s, r) for s in schemes for r in ("RTN", "GPTQ")]
+    if ablation:
+        runs.append(("int4-channel", "GPTQ, float inputs"))
     for scheme, rounding in runs:
         qm, seconds = _quantize(model, calib, scheme, rounding)
         rows.append(
@@ -197,13 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib", type=int, default=240)
     ap.add_argument("--eval", type=int, default=480)
     ap.add_argument("--minilm-calib", type=int, default=128)
+    ap.add_argument("--schemes", default="int4-block32,int4-channel,int8", help="EfficientNet schemes")
+    ap.add_argument("--no-ablation", action="store_true", help="skip GPTQ from float inputs on EfficientNet")
     args = ap.parse_args(argv)
     print("| model | scheme | rounding | metric | value | second | quantize s |\n|---|---|---|---|---|---|---|")
     parts = args.parts.split(",")
     if "fashion" in parts:
         fashion()
     if "efficientnet" in parts:
-        efficientnet(args.calib, args.eval)
+        efficientnet(args.calib, args.eval, args.schemes.split(","), not args.no_ablation)
     if "kinds" in parts:
         kinds(args.calib, args.eval)
     if "minilm" in parts:
