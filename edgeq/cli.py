@@ -255,6 +255,13 @@ def _convert(args) -> dict:
     qm = models.get(None) or next(iter(models.values()))
     checks = _check_targets(args, targets, runs, models, model.name)
     report = edgeq.compare(model, qm, calib, max_samples=args.compare) if calib is not None and args.compare else None
+    if report is not None:
+        # An adapted plan (per-tensor, uint8) has fidelity of its own: each artifact's outputs against float.
+        fidelity = {key: report if m is qm else edgeq.compare(model, m, calib, max_samples=args.compare, layers=0)
+                    for key, m in models.items()}
+        specs = [(spec, key) for key, group in runs.items() for spec in group]
+        for c, (_, key) in zip(checks, specs, strict=True):
+            c["fidelity"] = fidelity[key].to_dict()["outputs"]
     out = Path(args.output)
     tflite_path = out / f"{model.name}.{qm.plan.scheme}.tflite"
     plan_path = out / f"{model.name}.{qm.plan.scheme}.plan.json"
@@ -368,6 +375,8 @@ def _print_summary(s: dict) -> None:
         print(f"{c['target']}: {c['artifact']}: {m['ops_on_accelerator']}/{m['ops_total']} ops on the accelerator in "
               f"{m['partitions']} partition(s), {100 * m['cpu_share_macs']:.1f}% of MACs on the CPU; "
               f"{len(c['avoidable'])} avoidable violation(s)")
+        for o in c.get("fidelity", []):
+            print(f"  fidelity: {o['name']}: SQNR {o['sqnr_db']:.2f} dB, cosine {o['cosine']:.5f}")
         for line in c["changes"] + c["avoidable"] + c["warnings"]:
             print(f"  {line}")
     fid = s["fidelity"]

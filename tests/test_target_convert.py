@@ -154,9 +154,10 @@ def test_convert_cli(tmp_path, capsys):
     # --strict: the MEAN NNAPI 27 cannot run is an error; one target alone is written under the scheme's name.
     assert main([*args, "--targets", "nnapi:27", "--strict"]) == 2
     assert "nnapi.op_level" in json.loads(capsys.readouterr().out)["message"]
-    assert main([*args, "-o", str(tmp_path / "one"), "--targets", "hexagon:legacy"]) == 0
+    assert main([*args, "-o", str(tmp_path / "one"), "--targets", "hexagon:legacy", "--compare", "4"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["artifacts"]["tflite"].endswith("small.int8.tflite") and s["targets"][0]["avoidable"] == []
+    assert s["targets"][0]["fidelity"][0]["sqnr_db"] > 25  # the adapted artifact's outputs against float
 
 
 @pytest.mark.zoo
