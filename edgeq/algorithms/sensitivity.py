@@ -64,11 +64,12 @@ class SensitivityResult:
             f"sensitivity ({self.scheme}, ranked by {self.metric}) over {self.samples} samples, {self.seconds:.1f} s;"
             f" whole model quantized: {self.full_sqnr_db:.2f} dB"
             + (f", top-1 {self.full_top1_agreement:.4f}" if top1 else ""),
-            f"{'#':>3} {'SQNR dB':>8} " + (f"{'top-1':>7} " if top1 else "") + f"{'op':<18} layer",
+            f"{'#':>3} {'SQNR dB':>8} " + (f"{'top-1':>7} " if top1 else "") + f"{'op':>4} {'kind':<18} layer",
         ]
         for rank, layer in enumerate(self.ranked(top), 1):
             agree = f"{layer.top1_agreement:7.4f} " if top1 and layer.top1_agreement is not None else ""
-            lines.append(f"{rank:>3} {layer.sqnr_db:8.2f} {agree}{layer.kind:<18} {short_name(layer.name)}")
+            name = short_name(layer.name)
+            lines.append(f"{rank:>3} {layer.sqnr_db:8.2f} {agree}{layer.op:>4} {layer.kind:<18} {name}")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ mixed precision"). Patterns are tried in the order given; the first that matches
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,8 +41,13 @@ def op_name(graph: Graph, index: int) -> str:
 
 
 def short_name(name: str, width: int = 64) -> str:
-    """The tail of a long op name (converters prefix every name with the module path), for notes and tables."""
-    return name if len(name) <= width else "..." + name[-(width - 3) :]
+    """A long op name for notes and tables: Python module paths dropped (litert-torch names a tensor
+    'pkg.module.Class/pkg.module.Block_3/...'), then its head and tail around '...' if still too long."""
+    name = re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", name)
+    if len(name) <= width:
+        return name
+    head = (width - 3) // 2
+    return name[:head] + "..." + name[-(width - 3 - head) :]
 
 
 def resolve_overrides(graph: Graph, overrides: Mapping[str, str] | None, base: Scheme) -> Overrides:
