@@ -176,7 +176,7 @@ def weight_bits(model: bytes) -> float:
         seen.add(op.inputs[1])
         n = int(np.prod(t.shape))
         values += n
-        bits += n * {"int4": 4, "int8": 8, "float16": 16}.get(t.dtype, 32)
+        bits += n * {"int4": 4, "int8": 8, "uint8": 8, "int16": 16, "float16": 16}.get(t.dtype, 32)
         if t.quant is not None:
             bits += t.quant.scale.size * (16 if t.quant.block_size else 32 + 64)
     return bits / values
