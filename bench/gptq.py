@@ -132,13 +132,13 @@ def _weights_as_stored(qm: edgeq.QuantizedModel, name: str) -> np.ndarray:
     return (q * enc.scales().astype(np.float64).reshape(shape)).astype(np.float32)
 
 
-def kinds(n_calib: int, n_eval: int) -> list[Row]:
+def kinds(n_calib: int, n_eval: int, roundings: list[str]) -> list[Row]:
     """The int8 model with only one layer kind's weights rounded to INT4 (per channel, RTN or GPTQ): which
     kind carries the loss. The INT4 values are re-encoded on the int8 grid (finer: adds < 1/2 int8 step)."""
     model, calib, evaluation = _efficientnet(n_calib, n_eval)
     int8, _ = _quantize(model, calib, "int8", "RTN")
     rows = []
-    for rounding in ("RTN", "GPTQ"):
+    for rounding in roundings:
         int4, _ = _quantize(model, calib, "int4-channel", rounding)
         for kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             names = [model.graph.tensors[op.inputs[1]].name for op in model.graph.ops if op.kind == kind]
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval", type=int, default=480)
     ap.add_argument("--minilm-calib", type=int, default=128)
     ap.add_argument("--schemes", default="int4-block32,int4-channel,int8", help="EfficientNet schemes")
+    ap.add_argument("--kinds-roundings", default="RTN,GPTQ", help="roundings of the one-kind-at-INT4 runs")
     ap.add_argument("--no-ablation", action="store_true", help="skip GPTQ from float inputs on EfficientNet")
     args = ap.parse_args(argv)
     print("| model | scheme | rounding | metric | value | second | quantize s |\n|---|---|---|---|---|---|---|")
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if "efficientnet" in parts:
         efficientnet(args.calib, args.eval, args.schemes.split(","), not args.no_ablation)
     if "kinds" in parts:
-        kinds(args.calib, args.eval)
+        kinds(args.calib, args.eval, args.kinds_roundings.split(","))
     if "minilm" in parts:
         minilm(args.minilm_calib)
     return 0
