@@ -7,7 +7,7 @@ Text: bench.docstrings (first sentences of CPython standard-library docstrings),
 calibrate. Evaluation, as in baselines.md: cosine of each sentence's embedding to the float .tflite's, and
 retrieval top-1 agreement (each sentence's nearest other sentence, quantized vs float).
 
-    PYTHONPATH=. python -m bench.minilm [--calib 128] [--eval 300] [--json out.json]
+    PYTHONPATH=. python -m bench.minilm [--calib 128] [--eval 300] [--row NAME ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -218,6 +218,7 @@ def run(n_calib: int, n_eval: int, rows: list[str] | None = None) -> list[dict]:
                             progress=False)  # fmt: skip
         seconds = time.perf_counter() - start
         results.append({"row": name, **evaluate(qm, n_eval), "weight_bits": weight_bits(qm.tflite), "seconds": seconds})
+        _progress(results[-1])
     for name, operation in PEER_ROWS:
         if rows and name not in rows:
             continue
@@ -225,7 +226,15 @@ def run(n_calib: int, n_eval: int, rows: list[str] | None = None) -> list[dict]:
         data = ai_edge_quantizer_int4_block32(base, operation)
         seconds = time.perf_counter() - start
         results.append({"row": name, **evaluate(data, n_eval), "weight_bits": weight_bits(data), "seconds": seconds})
+        _progress(results[-1])
     return results
+
+
+def _progress(result: dict) -> None:
+    """One finished row on stderr: the whole run takes tens of minutes on a shared 2-core machine."""
+    import sys
+
+    print(f"{result['row']}: mean cosine {result['mean_cosine']:.4f}, {result['seconds']:.0f} s", file=sys.stderr)
 
 
 def _table(results: list[dict], n_calib: int, n_eval: int) -> str:
@@ -259,11 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calib", type=int, default=128, help="calibration sentences (of 522)")
     parser.add_argument("--eval", type=int, default=300, help="evaluation sentences (of 300)")
-    parser.add_argument("--rows", default="", help="comma-separated row names to run (default: all)")
+    parser.add_argument("--row", action="append", default=[], help="a row to run, by name (repeatable; default: all)")
     parser.add_argument("--json", default="", help="also write the results here")
     args = parser.parse_args(argv)
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()] or None
-    results = run(args.calib, args.eval, rows)
+    results = run(args.calib, args.eval, args.row or None)
     print(_table(results, args.calib, args.eval))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
