@@ -80,6 +80,8 @@ class Lowering:
     weights: dict[int, list] = field(default_factory=dict)  # weight tensor -> [constexpr op name, TFLite->MIL perm]
     quantize_ops: dict[str, str] = field(default_factory=dict)  # dequantize output -> the quantize op before it
     grid_consts: dict[tuple, tuple] = field(default_factory=dict)  # (dtype, scale, zero point) -> const vars
+    float_sourced: set[int] = field(default_factory=set)  # w8a8: planned tensors the .tflite holds in float
+    quantized_views: dict[int, Value] = field(default_factory=dict)  # ...and their fake-quantized twins
 
     # ---- names -------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -152,12 +154,24 @@ class Lowering:
         """Register the value of tensor t; under w8a8 pass it through the plan's int8 encoding first."""
         enc = self.encoding(t)
         name = self.tname(t)
-        quantized = self.activations_quantized() and enc is not None and op_index not in self.float_ops
-        if quantized and not self.on_grid(op_index, enc):
+        planned = self.activations_quantized() and enc is not None
+        native_float = op_index in self.float_ops or (op_index is None and self.plan.io_dtype == "float32")
+        if planned and native_float:
+            # Float in the .tflite too (a float op's result, a float model input): integer consumers read it
+            # through a QUANTIZE there, float consumers as it is. `quantized_view` gives the former.
+            self.float_sourced.add(t)
+        elif planned and not self.on_grid(op_index, enc):
             var = self.fake_quant(var, enc, name)
         v = Value(var, perm)
         self.values[t] = v
         return v
+
+    def quantized_view(self, t: int) -> Value:
+        """A float-sourced tensor as integer ops read it: through the plan's encoding (made once)."""
+        if t not in self.quantized_views:
+            v = self.values[t]
+            self.quantized_views[t] = Value(self.fake_quant(v.var, self.encoding(t), self.tname(t)), v.perm)
+        return self.quantized_views[t]
 
     def on_grid(self, op_index: int | None, enc: Encoding) -> bool:
         """Whether op `op_index` only moves values of inputs that all have the output's encoding."""

@@ -167,6 +167,11 @@ def build_program(
                 saved[t] = L.values[t]
                 enc = qm.plan.tensors[r.like]
                 L.values[t] = Value(L.fake_quant(L.values[t].var, enc, f"{L.tname(t)}__as_{r.like}"), L.values[t].perm)
+            if i not in L.float_ops:  # an integer op reads float-sourced inputs through their encoding
+                for t in op.inputs:
+                    if t in L.float_sourced and t not in saved:
+                        saved[t] = L.values[t]
+                        L.values[t] = L.quantized_view(t)
             lower_op(L, i, op)
             L.values.update(saved)
         outs = []
@@ -177,7 +182,9 @@ def build_program(
         prog.add_function("main", func)
     tensor_map = {
         # Activations are compared op by op only under w8a8; other modes carry no activation map.
-        "values": {str(t): [v.var.name, list(v.perm)] for t, v in L.values.items()} if mode == "w8a8" else {},
+        "values": {str(t): [v.var.name, list(v.perm)] for t, v in {**L.values, **L.quantized_views}.items()}
+        if mode == "w8a8"
+        else {},
         "weights": {str(t): v for t, v in L.weights.items()},
         "quantize": L.quantize_ops,
         "float_weights": [str(t) for t in L.float_weights],
