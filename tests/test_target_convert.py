@@ -17,7 +17,7 @@ from edgeq.ir.tflite_reader import read_tflite
 from edgeq.targets.adapt import check_artifact
 from tests.small_convnet import images, small_convnet
 
-TARGETS = ("edgetpu", "nnapi:27", "nnapi:29", "nnapi:30", "hexagon:legacy")
+TARGETS = ("edgetpu", "nnapi:27", "nnapi:29", "nnapi:30", "hexagon", "hexagon:legacy")
 CALIB = images(32, 1)
 
 

@@ -4,6 +4,7 @@ model here fails test_every_rule_has_a_breaking_model."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
 from edgeq.targets import check, profiles
+from edgeq.targets.report import render_html, report_data
 
 _ACT_SCALE = {"int8": 0.05, "uint8": 0.05, "int16": 0.001}
 _ACT_ZP = {"int8": 0, "uint8": 128, "int16": 0}
@@ -347,6 +349,8 @@ def test_check_names_the_broken_rule(rule_id):
     assert rule_id in named, f"{spec} op {index} {op.op}: reasons {[r.text for r in op.reasons + op.notes]}"
     reason = next(r for r in op.reasons + op.notes if r.rule == rule_id)
     assert reason.source and reason.source in reason.text
+    data = report_data([result])  # the report (report.json's facts, and the page) names it too
+    assert rule_id in json.dumps(data) and rule_id in render_html(data)
     if effect == "cpu":
         assert op.placement == "cpu"
         assert any(s.startswith(f"{rule_id}: ") for s in result.to_dict()["ops"][index]["reasons"])

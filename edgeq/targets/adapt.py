@@ -88,6 +88,9 @@ def adapt(target: str | Target, scheme: Scheme, io: str = "float32", strict: boo
     io_dtype = "uint8" if uint8 and io != "float32" else io
     if io == "float32":
         leaving = [(kind, rule) for kind in BOUNDARY_OPS if (rule := _sends_away(t, kind)) is not None]
+        # A target that runs no float tensor at all (Hexagon's HTP path) has the same answer.
+        leaving += [("float32 I/O tensors", rule) for rule in t.plan_constraints()
+                    if rule.effect == "cpu" and rule.kind == "dtype" and _rejects(rule, "float32")]
         if leaving:
             io_dtype = "uint8" if uint8 else scheme.activation_dtype
             why = "; ".join(f"{kind}: rule {rule.id}" for kind, rule in leaving)
