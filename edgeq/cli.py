@@ -253,8 +253,13 @@ def _convert(args) -> dict:
 
     models = {key: quantize(specs) for key, specs in runs.items()}
     qm = models.get(None) or next(iter(models.values()))
-    checks = _check_targets(args, targets, runs, models, model.name)
-    report = edgeq.compare(model, qm, calib, max_samples=args.compare) if calib is not None and args.compare else None
+    checks, results = _check_targets(args, targets, runs, models, model.name)
+    report = None
+    layer_sqnr: list[tuple[str, float]] = []
+    if calib is not None and args.compare:
+        report = edgeq.compare(model, qm, calib, max_samples=args.compare, layers=len(model.graph.tensors))
+        layer_sqnr = [(layer.tensor, layer.sqnr_db) for layer in report.worst_layers]  # every layer, for the report
+        report.worst_layers = report.worst_layers[:5]
     if report is not None:
         # An adapted plan (per-tensor, uint8) has fidelity of its own: each artifact's outputs against float.
         fidelity = {key: report if m is qm else edgeq.compare(model, m, calib, max_samples=args.compare, layers=0)
@@ -281,6 +286,13 @@ def _convert(args) -> dict:
         artifacts["coreml"] = str(_export_coreml(args, model, qm, out))
     for c in checks:
         c["artifact"] = artifacts.get(c["target"], artifacts.get("coreml" if c["target"] == "coreml-ane" else "tflite"))
+    if results:  # accelerators named: the delegation report, dist/<model>/report.html and report.json
+        from edgeq.targets.report import write_report
+
+        sizes = {Path(args.model).name: len(model.tflite)}
+        sizes.update({Path(p).name: _bytes(Path(p)) for key, p in artifacts.items() if key != "plan"})
+        html, facts = write_report(out / model.name / "report.html", results, layer_sqnr=layer_sqnr, artifacts=sizes)
+        artifacts["report"], artifacts["report_json"] = str(html), str(facts)
     return {
         "ok": True,
         "model": args.model,
@@ -323,21 +335,27 @@ def _target_runs(args, targets: list[str]) -> dict:
     return runs
 
 
-def _check_targets(args, targets: list[str], runs: dict, models: dict, name: str) -> list[dict]:
+def _check_targets(args, targets: list[str], runs: dict, models: dict, name: str) -> tuple[list[dict], list]:
     """`check` every accelerator's artifact: what conversion could have avoided (should be nothing) and the
     rules the graph's op choice breaks, which --strict turns into an error."""
     from edgeq.targets.adapt import check_artifact
 
-    out, problems = [], []
+    out, results, problems = [], [], []
     for key, specs in runs.items():
         for spec in specs:
             tc = check_artifact(models[key].tflite, spec, name=name)
             changes = [n for n in models[key].plan.notes if n.startswith((f"{spec}:", f"warning: {spec}:"))]
             out.append({**tc.to_dict(), "changes": changes})
+            results.append(tc.result)
             problems += tc.warnings()
     if args.strict and problems:
         raise PlanError("--strict: " + "; ".join(problems))
-    return out
+    return out, results
+
+
+def _bytes(path: Path) -> int:
+    """A file's size, or a package directory's (an .mlpackage) summed over its files."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _export_coreml(args, model, qm, out: Path) -> Path:

@@ -5,6 +5,7 @@ API 27, 29 and 30 and the legacy Hexagon delegate, the artifact breaks none of t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,6 +159,14 @@ def test_convert_cli(tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["artifacts"]["tflite"].endswith("small.int8.tflite") and s["targets"][0]["avoidable"] == []
     assert s["targets"][0]["fidelity"][0]["sqnr_db"] > 25  # the adapted artifact's outputs against float
+    # The delegation report beside the artifacts: the target's table, the sizes, every layer's SQNR.
+    facts = json.loads(Path(s["artifacts"]["report_json"]).read_text())
+    assert s["artifacts"]["report"] == str(tmp_path / "one" / "small" / "report.html")
+    html = Path(s["artifacts"]["report"]).read_text()
+    assert "hexagon:legacy" in html and "small.int8.tflite" in html and "<svg" in html
+    assert json.dumps(facts).count("small.int8.tflite") >= 1
+    layers = facts["layer_sqnr"]
+    assert len(layers) >= 4 and all(np.isfinite(x["sqnr_db"]) and x["sqnr_db"] > 10 for x in layers)
 
 
 @pytest.mark.zoo

@@ -73,7 +73,7 @@ def render_html(data: dict) -> str:
         parts += ["<h2>Per-layer SQNR</h2>", "<p class='legend'>SQNR (dB) of each quantized tensor against its float "
                   "twin, in op order; hover a bar for the tensor</p>",
                   _sqnr_plot(data["layer_sqnr"], targets[0]["ops"])]
-    parts += ["<h2>Placement of every op</h2>", _op_table(targets)]
+    parts += ["<h2>Placement of every op</h2>", _op_tables(targets)]
     parts += ["<h2>Why ops leave the accelerator</h2>", *(_reasons(t) for t in targets)]
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -184,7 +184,19 @@ def _sqnr_plot(sqnr: list[dict], ops: list[dict]) -> str:
     return "".join(out)
 
 
-def _op_table(targets: list[dict]) -> str:
+def _op_tables(targets: list[dict]) -> str:
+    """One table per distinct graph: targets adapted by conversion (integer I/O, say) have artifacts of their own,
+    whose ops differ from the plain model's."""
+    groups: dict[tuple, list[dict]] = {}
+    for t in targets:
+        groups.setdefault(tuple((o["op"], o["output"]) for o in t["ops"]), []).append(t)
+    if len(groups) == 1:
+        return _op_table(targets)
+    return "".join(f"<p class='note'>{escape(', '.join(t['target'] for t in group))}</p>{_op_table(group, f'ops-{k}')}"
+                   for k, group in enumerate(groups.values()))
+
+
+def _op_table(targets: list[dict], ident: str = "ops") -> str:
     head = "".join(f"<th>{escape(t['target'])}</th>" for t in targets)
     rows = []
     for i, op in enumerate(targets[0]["ops"]):
@@ -195,7 +207,7 @@ def _op_table(targets: list[dict]) -> str:
             cells.append(f"<td class='{cls}' title='{escape('; '.join(o['reasons']))}'>{o['placement']}</td>")
         rows.append(f"<tr><td class='num'>{op['index']}</td><td>{escape(op['op'])}</td><td>{escape(op['output'])}"
                     f"</td><td class='num'>{op['macs']:,}</td>{''.join(cells)}</tr>")
-    return (f"<table id='ops'><tr><th>#</th><th>op</th><th>output</th><th>MACs</th>{head}</tr>"
+    return (f"<table id='{ident}'><tr><th>#</th><th>op</th><th>output</th><th>MACs</th>{head}</tr>"
             + "".join(rows) + "</table>")
 
 
