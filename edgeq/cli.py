@@ -235,11 +235,11 @@ def _convert(args) -> dict:
         raise PlanError(f"--targets {args.targets!r}: name tflite, coreml or an accelerator")
     runs = _target_runs(args, targets)
 
-    def quantize(accelerators: list[str]):
+    def quantize(key, accelerators: list[str]):
         return edgeq.quantize(
             model,
             calib,
-            scheme=args.scheme,
+            scheme=key[1] if key is not None and key[0] == "scheme" else args.scheme,
             io=args.io,
             observer=args.observer,
             allow_float_ops=args.allow_float,
@@ -251,7 +251,11 @@ def _convert(args) -> dict:
             strict=args.strict,
         )
 
-    models = {key: quantize(specs) for key, specs in runs.items()}
+    models = {key: quantize(key, specs) for key, specs in runs.items()}
+    for key, m in models.items():
+        if key is not None and key[0] == "scheme":
+            m.plan.notes.append(f"coreml-ane: {key[1]} instead of {args.scheme} (rule coreml.blockwise: Apple "
+                                "recommends per-channel weight scales for the Neural Engine)")
     qm = models.get(None) or next(iter(models.values()))
     checks, results = _check_targets(args, targets, runs, models, model.name)
     report = None
@@ -282,8 +286,12 @@ def _convert(args) -> dict:
             models[key].save(path)
             artifacts[spec] = str(path)
             write_atomic(path.with_suffix(".plan.json"), models[key].plan.to_json().encode())
-    if "coreml" in targets or "coreml-ane" in targets:
+    if "coreml" in targets:
         artifacts["coreml"] = str(_export_coreml(args, model, qm, out))
+    if "coreml-ane" in targets:
+        ane = next(m for key, m in models.items() if "coreml-ane" in runs[key])
+        if ane is not qm or "coreml" not in targets:
+            artifacts["coreml-ane" if "coreml" in targets else "coreml"] = str(_export_coreml(args, model, ane, out))
     for c in checks:
         c["artifact"] = artifacts.get(c["target"], artifacts.get("coreml" if c["target"] == "coreml-ane" else "tflite"))
     if results:  # accelerators named: the delegation report, dist/<model>/report.html and report.json
@@ -328,7 +336,9 @@ def _target_runs(args, targets: list[str]) -> dict:
             continue
         target = resolve(spec)
         if target.profile.name == "coreml-ane":
-            runs.setdefault(None, []).append(spec)
+            # Per-block INT4 weights are reported to leave the NE: the same scheme per channel instead.
+            ane = ("scheme", "int4-channel") if scheme.block_size and scheme.activation_dtype == "int8" else None
+            runs.setdefault(None if args.plan is not None else ane, []).append(spec)
             continue
         key = adapt(target, scheme, io).key if args.plan is None else plain
         runs.setdefault(None if key == plain else key, []).append(spec)

@@ -186,3 +186,28 @@ def test_efficientnet_lite0_on_every_target():
         assert checked.avoidable == [], (spec, [r.text for _, _, r in checked.avoidable][:3])
         result = edgeq.verify(qm.tflite, samples=2)
         assert result.passed, (spec, result.summary())
+
+
+def test_coreml_ane_gets_per_channel_int4(tmp_path, capsys):
+    """coreml-ane with a per-block INT4 scheme: the package for the Neural Engine is int4-channel (rule
+    coreml.blockwise), next to the per-block package for coreml."""
+    from edgeq.verify.mil_eval import MILProgram
+    from tests.graphs import dense_graph
+
+    src = tmp_path / "dense.tflite"
+    src.write_bytes(dense_graph(units=64, features=128))  # 8192 weights: above Core ML's fp16 threshold
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(0).normal(size=(32, 128)).astype(np.float32))
+    args = ["convert", str(src), "--calib", str(calib), "-o", str(tmp_path / "dist"), "--quiet", "--compare", "0",
+            "--json", "--scheme", "int4-block32", "--targets", "coreml,coreml-ane"]
+    assert main(args) == 0
+    s = json.loads(capsys.readouterr().out)
+    scales = {}
+    for key in ("coreml", "coreml-ane"):
+        prog = MILProgram.load(s["artifacts"][key])
+        (op,) = [o for o in prog._ops if o.type == "constexpr_blockwise_shift_scale"]
+        scales[key] = prog.constexpr_params(op.name)["scale"].shape
+    assert scales == {"coreml": (64, 4), "coreml-ane": (64, 1)}  # blocks of 32 over 128 inputs; one per row
+    assert s["artifacts"]["coreml-ane"].endswith("dense.int4-channel.w4.mlpackage")
+    ane = next(c for c in s["targets"] if c["target"] == "coreml-ane")
+    assert ane["avoidable"] == []
