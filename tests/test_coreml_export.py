@@ -221,3 +221,21 @@ def test_verify_refuses_foreign_packages_and_other_plans(tmp_path):
         edgeq.verify_coreml(foreign, qm, samples=1)
     with pytest.raises(CoreMLError, match="not a readable"):
         edgeq.verify_coreml(tmp_path / "missing.mlpackage", qm, samples=1)
+
+
+@pytest.mark.parametrize(("scheme", "scales"), [("w4-block32", (96, 2)), ("int4-channel", (96, 1))])
+def test_int4_embedding_table_is_a_package_weight(tmp_path: Path, scheme: str, scales: tuple[int, int]) -> None:
+    """An INT4 EMBEDDING_LOOKUP table travels as INT4 in the package too (not as an fp16 value): its integers
+    and scales are the .tflite's, and lookups equal the float model carrying those parameters."""
+    from tests.test_minilm import ROWS, _lookup_model
+
+    model = _lookup_model()
+    ids = np.random.default_rng(1).integers(0, ROWS, size=(16, 8)).astype(np.int32)
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(ids), scheme=scheme, progress=False)
+    path = qm.export_coreml(tmp_path / "lookup.mlpackage", mode="w4", weight_threshold=0)
+    prog = MILProgram.load(path)
+    (op,) = [o for o in prog._ops if o.type == "constexpr_blockwise_shift_scale"]
+    assert prog.constexpr_params(op.name)["scale"].shape == scales
+    r = edgeq.verify_coreml(path, qm, data=edgeq.calibration.arrays(ids), samples=4)
+    assert r.weights_checked == 1 and r.weights_exact
+    assert r.outputs[0].relative_error_vs_stored < 1e-6

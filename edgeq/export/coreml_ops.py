@@ -542,7 +542,11 @@ def _depth_space(L: Lowering, i: int, op: Op) -> None:
 def _embedding_lookup(L: Lowering, i: int, op: Op) -> None:
     ids_t, table_t = op.inputs[:2]
     ids = L.value(ids_t, identity(len(L.graph.tensors[ids_t].shape))).var
-    table = L.value(table_t, identity(len(L.graph.tensors[table_t].shape))).var
+    enc = L.encoding(table_t)
+    if L.graph.tensors[table_t].is_constant and enc is not None and enc.dtype == "int4":
+        table = L.weight(table_t, (0, 1), i)  # an INT4 table (per row or per block) is a weight, as in the .tflite
+    else:
+        table = L.value(table_t, identity(len(L.graph.tensors[table_t].shape))).var
     rank = len(L.graph.tensors[op.outputs[0]].shape)
     _finish(L, i, op, lambda name: mb.gather(x=table, indices=ids, axis=0, name=name), identity(rank))
 
