@@ -41,7 +41,7 @@ class Budget:
     min: float = 0.99
     eval: object = None
     max_samples: int | None = None
-    order: str = "gain"  # how candidates are ranked: "gain" or "sensitivity" (see the module docstring)
+    order: str = "sensitivity"  # how candidates are ranked: "sensitivity" or "gain" (see the module docstring)
 
 
 @dataclass
