@@ -16,7 +16,7 @@ mixed precision", for what they need.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -182,7 +182,8 @@ def replan(
             floats[i] = f"budget:{fallback}"
         else:
             weight_schemes[i] = SCHEMES[fallback]
-    opts = PlanOptions(options.scheme, options.io_dtype, options.allow_float_ops, weight_schemes, floats)
+    # Everything else the options carry (target adaptations: per-tensor weights, uint8) stays as it was.
+    opts = replace(options, weight_schemes=weight_schemes, float_overrides=floats)
     new = build_plan(graph, ranges, opts, plan.model_sha256)
     reverted = {graph.tensors[t].name for i in ops for t in graph.ops[i].inputs if t >= 0}
     new.weights = {n: w for n, w in plan.weights.items() if n not in reverted}
