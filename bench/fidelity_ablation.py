@@ -33,6 +33,8 @@ ROWS: dict[str, list[str]] = {
     "cle+bias_correction": ["cle", "bias_correction"],
     "adaround+bias_correction": ["adaround", "bias_correction"],
     "cle+adaround+bias_correction": ["cle", "adaround", "bias_correction"],
+    "gptq": ["gptq"],
+    "gptq+bias_correction": ["gptq", "bias_correction"],
 }
 
 
