@@ -42,7 +42,7 @@ ALGORITHMS: dict[str, Algorithm] = {
 
 
 def resolve(names: Sequence[str] | str | None) -> list[Algorithm]:
-    """The requested algorithms in the order they run (by stage, then registry order); unknown names are
+    """The requested algorithms in the order they run (by stage, then `order`); unknown names are
     a PlanError listing the known ones."""
     if not names:
         return []
