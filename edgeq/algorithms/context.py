@@ -92,13 +92,7 @@ def _dequantized(values: np.ndarray, qgraph: Graph, index: int) -> np.ndarray:
     tensor = qgraph.tensors[index]
     if tensor.quant is None or np.issubdtype(values.dtype, np.floating):
         return np.array(values, dtype=np.float32)
-    scale = tensor.quant.scale.astype(np.float64)
-    zero = tensor.quant.zero_point.astype(np.float64)
-    if scale.size > 1:
-        shape = [1] * values.ndim
-        shape[tensor.quant.axis] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return ((values.astype(np.float64) - zero) * scale).astype(np.float32)
+    return tensor.quant.dequantize(values).astype(np.float32)
 
 
 def timed(name: str, run: Callable[[], list[str]]) -> AlgorithmReport:

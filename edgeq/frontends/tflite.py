@@ -105,16 +105,7 @@ def fold_constant_dequantize(graph: Graph) -> int:
             continue
         dst = graph.tensors[op.outputs[0]]
         data = np.asarray(src.data)
-        if src.quant is not None and src.dtype != "float16":
-            scale = src.quant.scale.astype(np.float64)
-            zp = src.quant.zero_point.astype(np.float64)
-            if scale.size > 1:
-                shape = [1] * data.ndim
-                shape[src.quant.axis] = -1
-                scale, zp = scale.reshape(shape), zp.reshape(shape)
-            values = (data.astype(np.float64) - zp) * scale
-        else:
-            values = data
+        values = src.quant.dequantize(data) if src.quant is not None and src.dtype != "float16" else data
         dst.data = np.asarray(values, dtype=np.float32).reshape(dst.shape)
         dst.dtype = "float32"
         folded += 1

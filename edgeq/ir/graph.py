@@ -22,6 +22,15 @@ class Quantization:
     def per_channel(self) -> bool:
         return self.scale.size > 1
 
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        """The real values of stored integers `q` (per tensor or per channel along `axis`), in float64."""
+        scale, zero = self.scale.astype(np.float64), self.zero_point.astype(np.float64)
+        if scale.size > 1:
+            shape = [1] * q.ndim
+            shape[self.axis] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        return (np.asarray(q).astype(np.float64) - zero) * scale
+
 
 @dataclass
 class Tensor:

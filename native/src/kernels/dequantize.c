@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../internal.h"
+#include "half.h"
 
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   eq_tensor* input = eq_input(ctx, node, 0);
@@ -18,27 +19,6 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   }
   if (input->nq < 1) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input '%s' is not quantized", input->name);
   return EDGEQ_OK;
-}
-
-static float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else { /* subnormal half: normalize */
-    exponent = 113;
-    while ((mantissa & 0x400) == 0) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
-  }
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
 }
 
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {

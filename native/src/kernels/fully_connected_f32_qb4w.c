@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "half.h"
 #include "matmul_common.h"
 
 /* FullyConnectedOptions field ids in schema.fbs. */
@@ -26,27 +27,6 @@ typedef struct qb4w_data {
   float act_min, act_max; /* fused activation */
   int32_t row_slot;       /* scratch: one quantized input row, widened to int16 */
 } qb4w_data;
-
-static float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else { /* subnormal half: normalize */
-    exponent = 113;
-    while ((mantissa & 0x400) == 0) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
-  }
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 /* XNNPACK's math_cvt_bf16_fp32 and back: round to nearest even in the upper 16 bits (finite inputs). */
 static float round_to_bf16(float f) {
