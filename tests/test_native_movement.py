@@ -14,6 +14,7 @@ import pytest
 from edgeq.errors import ModelFormatError, UnsupportedOpError
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
+from edgeq.ir.tflite_reader import read_tflite
 from edgeq.verify.bitexact import random_inputs, verify
 from edgeq.verify.native import NativeError, NativeModel
 
@@ -690,6 +691,51 @@ def test_embedding_lookup_hybrid_dequantizes(dtype: str, per_row: bool) -> None:
     _assert_bit_exact(
         _embedding(dtype, (0.037, 0), ids=(6, 0, 3), table_shape=(7, 4), out_dtype="float32", table_quant=quant)
     )
+
+
+def _int4_table(rows: int, cols: int, quant: Quantization, seed: int = 0) -> Tensor:
+    data = np.random.default_rng(seed).integers(-8, 7, (rows, cols), endpoint=True).astype(np.int8)
+    return Tensor("value", (rows, cols), "int4", data=data, quant=quant)
+
+
+@pytest.mark.parametrize(
+    ("cols", "per_row", "block"),
+    [(6, False, 0), (6, True, 0), (5, True, 0), (64, False, 16), (64, False, 32), (96, False, 32), (64, False, 64)],
+)
+def test_embedding_lookup_int4_tables(cols: int, per_row: bool, block: int) -> None:
+    # INT4 tables with FLOAT32 rows out, as edgeq's INT4 schemes store word embeddings: one scale, a scale per
+    # row, or fp16 scales per block (EvalBlockwise). Rows of odd length (cols 5) are read LiteRT's way.
+    rows, rng = 9, np.random.default_rng(1)
+    if block:
+        scales = np.float16(rng.uniform(0.01, 0.2, rows * cols // block)).astype(np.float32)
+        quant = Quantization(scales, np.zeros(scales.size, np.int64), 0, block)
+    elif per_row:
+        quant = Quantization(rng.uniform(0.01, 0.2, rows).astype(np.float32), np.zeros(rows, np.int64), 0)
+    else:
+        quant = Quantization(np.array([0.037], np.float32), np.zeros(1, np.int64))
+    ids = (8, 0, 3, 3, 5, 1)
+    model = _op(
+        "EMBEDDING_LOOKUP",
+        [_t("ids", (len(ids),), "int32", ids), _int4_table(rows, cols, quant)],
+        [_t("y", (len(ids), cols), "float32")],
+    )
+    _assert_bit_exact(model)
+    if cols % 2 == 0:  # even rows: exactly the dequantized table rows
+        table = next(t for t in read_tflite(model).tensors if t.name == "value")
+        per_element = np.repeat(quant.scale, block) if block else np.resize(quant.scale, rows).repeat(cols)
+        expected = table.data.astype(np.float32).reshape(-1) * per_element.astype(np.float32)
+        np.testing.assert_array_equal(NativeModel(model).run([])[0], expected.reshape(rows, cols)[list(ids)])
+
+
+def test_embedding_lookup_refuses_int4_tables_it_cannot_read() -> None:
+    scales = np.full(9 * 64 // 32, 0.0625, np.float32)
+    blockwise = _int4_table(9, 64, Quantization(scales, np.zeros(scales.size, np.int64), 0, 32))
+    int4_out = _op("EMBEDDING_LOOKUP", [_t("ids", (2,), "int32", (1, 2)), blockwise], [_t("y", (2, 64), "int4")])
+    with pytest.raises(UnsupportedOpError, match="INT4 value needs a FLOAT32 output"):
+        NativeModel(int4_out)
+    gathered = _op("GATHER", [blockwise, _t("i", (2,), "int32", (1, 2))], [_t("y", (2, 64), "float32")])
+    with pytest.raises(UnsupportedOpError, match="only a FULLY_CONNECTED filter or an EMBEDDING_LOOKUP table"):
+        NativeModel(gathered)
 
 
 def test_embedding_lookup_runtime_ids() -> None:

@@ -281,13 +281,17 @@ static edgeq_status load_node(eq_context* ctx, eq_node* node, const fb_table* ot
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "op %d is %s (builtin %d), which edgeq does not implement",
                     (int)node->index, eq_builtin_name(node->builtin), (int)node->builtin);
   }
-  /* Only FULLY_CONNECTED's filter may be blockwise: other kernels would read its integers without scales. */
+  /* Only FULLY_CONNECTED's filter and EMBEDDING_LOOKUP's table may be blockwise: other kernels would read
+   * its integers without scales. */
   for (int32_t i = 0; i < node->ninputs; ++i) {
     const eq_tensor* t = node->inputs[i] >= 0 ? &ctx->tensors[node->inputs[i]] : NULL;
-    if (t != NULL && t->block_size > 0 && !(node->builtin == EQ_OP_FULLY_CONNECTED && i == 1)) {
+    const int reads_blocks =
+        (node->builtin == EQ_OP_FULLY_CONNECTED || node->builtin == EQ_OP_EMBEDDING_LOOKUP) && i == 1;
+    if (t != NULL && t->block_size > 0 && !reads_blocks) {
       return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED,
                       "op %d (%s) reads blockwise-quantized tensor '%s' as input %d; only a FULLY_CONNECTED filter "
-                      "can be blockwise", (int)node->index, eq_builtin_name(node->builtin), t->name, (int)i);
+                      "or an EMBEDDING_LOOKUP table can be blockwise", (int)node->index, eq_builtin_name(node->builtin),
+                      t->name, (int)i);
     }
   }
   return EDGEQ_OK;
