@@ -98,11 +98,12 @@ def quantize(
     memory.
 
     `overrides` maps fnmatch patterns over op names (an op's first output tensor) to the weight scheme of the
-    ops they match: "int8", an INT4 scheme, or "float" (edgeq.quant.overrides); the plan's notes list them.
+    ops they match: "int8", an INT4 scheme, "int16x8" (int16 activations for those ops) or "float"
+    (edgeq.quant.overrides); the plan's notes list them.
 
-    `accuracy_budget` (edgeq.Budget) promotes the fewest layers to `fallback` ("int8": INT4 weights to int8, or
-    "float") until the budget's metric holds on its evaluation data (edgeq.algorithms.budget); qm.budget and
-    the plan's notes say which layers moved.
+    `accuracy_budget` (edgeq.Budget) promotes the fewest layers to `fallback` ("int8": INT4 weights to int8,
+    "int16x8": int8 activations to int16, or "float") until the budget's metric holds on its evaluation data
+    (edgeq.algorithms.budget); qm.budget and the plan's notes say which layers moved.
 
     `targets` (accelerator specs: "edgetpu", "nnapi:27", "hexagon:legacy", ...) adapt the plan to what they
     need (edgeq.targets.adapt): per-tensor weights, uint8 encodings, integer I/O, static shapes; the plan's
@@ -139,7 +140,8 @@ def quantize(
         if calib is None:
             raise PlanError("quantize() needs calibration data (calib=...) or a plan (plan=...)")
         resolved = resolve_overrides(model.graph, overrides, sch)
-        options = PlanOptions(sch, io, allow_float_ops, resolved.weight_schemes, resolved.float_ops)
+        options = PlanOptions(sch, io, allow_float_ops, resolved.weight_schemes, resolved.float_ops,
+                              int16_ops=frozenset(resolved.int16_ops))
         if adaptation is not None:
             options = adaptation.options(options)
         classify_ops(model.graph, options)  # an op that cannot be quantized fails before calibration

@@ -89,8 +89,10 @@ def test_float_override_keeps_the_op_float_between_dequantize_and_quantize():
 def test_mistakes_are_plan_errors(model):
     with pytest.raises(PlanError, match=r"'attention\*' matches none .* e.g. 'stem/conv', 'block/dw'"):
         _quantize(model, "int4-channel", {"attention*": "int8"})
-    with pytest.raises(PlanError, match="'int16x8' is not a weight scheme for overrides; choose float, int8"):
-        _quantize(model, "int8", {"head/*": "int16x8"})
+    with pytest.raises(PlanError, match="'w4-block32' is not a weight scheme for overrides; choose float, int8"):
+        _quantize(model, "int8", {"head/*": "w4-block32"})
+    with pytest.raises(PlanError, match="int16x8 promotes int8 activations: scheme int16x8 has none"):
+        _quantize(model, "int16x8", {"head/*": "int16x8"})
     with pytest.raises(PlanError, match="INT4 weight kernels for int8 activations only"):
         _quantize(model, "int16x8", {"head/*": "int4-channel"})
     with pytest.raises(PlanError, match="only matches ops an earlier pattern already decided"):

@@ -93,13 +93,13 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
             new_ops.append(Op(kind=kind, inputs=[t], outputs=[converted[key]]))
         return converted[key]
 
-    requantize = {(r.op, r.input): r.like for r in plan.requantize}
+    requantize = {(r.op, r.input): r.target(plan) for r in plan.requantize}
     for i, op in enumerate(out.ops):
         wants_float = i in float_ops
         inputs = list(op.inputs)
         for pos, t in enumerate(inputs):
             if (i, pos) in requantize:
-                inputs[pos] = _requantized(out, new_ops, t, plan.tensors[requantize[(i, pos)]], i)
+                inputs[pos] = _requantized(out, new_ops, t, requantize[(i, pos)], i)
         for pos, t in enumerate(inputs):
             if t < 0 or out.tensors[t].name not in plan.tensors or hybrid.get(i) == pos:
                 continue  # not encoded, or a hybrid weight: the op reads its integers as they are

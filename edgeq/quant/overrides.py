@@ -2,10 +2,10 @@
 
 An op's name is the name of its first output tensor (what the plan's encodings, edgeq.compare's worst
 layers and edgeq.sensitivity call a layer). A pattern maps to "int8" (per-channel int8 weights), an INT4
-scheme with int8 activations ("int4-channel", "int4-block32", ...) or "float" (the op computes in float
-between DEQUANTIZE and QUANTIZE, as ops edgeq cannot quantize do). Activations keep the base scheme's type:
-mixing int8 and int16 activations per layer is not offered (see docs/BENCHMARKS.md, "Sensitivity and
-mixed precision"). Patterns are tried in the order given; the first that matches an op decides it.
+scheme with int8 activations ("int4-channel", "int4-block32", ...), "int16x8" (under an int8-activation
+scheme: the op reads and writes int16 activations with int8 weights and an int64 bias; QUANTIZE int8 <-> int16
+where it meets int8 ops) or "float" (the op computes in float between DEQUANTIZE and QUANTIZE, as ops edgeq
+cannot quantize do). Patterns are tried in the order given; the first that matches an op decides it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from edgeq.quant.op_rules import RULES, SHAPE_OPS
 from edgeq.quant.schemes import SCHEMES, Scheme
 
 FLOAT = "float"
+INT16X8 = "int16x8"
 # Ops that read a constant weight the scheme encodes: where a weight override can apply.
 _WEIGHT_KINDS = frozenset(kind for kind, rule in RULES.items() if rule.weights)
 
@@ -31,6 +32,7 @@ class Overrides:
 
     weight_schemes: dict[int, Scheme] = field(default_factory=dict)
     float_ops: dict[int, str] = field(default_factory=dict)  # op index -> the pattern that made it float
+    int16_ops: dict[int, str] = field(default_factory=dict)  # op index -> the pattern promoting it to int16x8
     notes: list[str] = field(default_factory=list)
 
 
@@ -59,16 +61,19 @@ def resolve_overrides(graph: Graph, overrides: Mapping[str, str] | None, base: S
     names = [op_name(graph, i) for i in range(len(graph.ops))]
     weighted = [i for i, op in enumerate(graph.ops) if op.kind in _WEIGHT_KINDS and _has_constant_weight(graph, i)]
     floatable = [i for i, op in enumerate(graph.ops) if op.kind in RULES and op.kind not in SHAPE_OPS]
+    widenable = [i for i in floatable if RULES[graph.ops[i].kind].int16]
     decided: set[int] = set()
     for pattern, target in overrides.items():
         scheme = _target_scheme(pattern, target, base)
-        candidates = floatable if scheme is None else weighted
+        wide = target == INT16X8
+        candidates = widenable if wide else floatable if scheme is None else weighted
         matched = [i for i in candidates if fnmatch.fnmatchcase(names[i], pattern) and i not in decided]
         if not matched:
             already = [i for i in candidates if fnmatch.fnmatchcase(names[i], pattern)]
             if already:
                 raise PlanError(f"override '{pattern}' only matches ops an earlier pattern already decided")
-            what = "ops edgeq quantizes" if scheme is None else "ops with constant weights"
+            what = "ops with an int16x8 kernel" if wide else "ops edgeq quantizes" if scheme is None else (
+                "ops with constant weights")
             sample = ", ".join(repr(names[i]) for i in candidates[:4]) or "none"
             raise PlanError(
                 f"override '{pattern}' matches none of the model's {len(candidates)} {what} (names are first "
@@ -76,7 +81,9 @@ def resolve_overrides(graph: Graph, overrides: Mapping[str, str] | None, base: S
             )
         decided.update(matched)
         for i in matched:
-            if scheme is None:
+            if wide:
+                resolved.int16_ops[i] = pattern
+            elif scheme is None:
                 resolved.float_ops[i] = pattern
             else:
                 resolved.weight_schemes[i] = scheme
@@ -98,8 +105,10 @@ def _target_scheme(pattern: str, target: str, base: Scheme) -> Scheme | None:
     """The weight scheme an override names (None: keep the op float)."""
     if target == FLOAT:
         return None
+    if target == INT16X8 and base.activation_dtype != "int8":
+        raise PlanError(f"override '{pattern}' -> int16x8 promotes int8 activations: scheme {base.name} has none")
     int4 = [n for n, s in SCHEMES.items() if s.weight_dtype == "int4" and s.activation_dtype == "int8"]
-    allowed = [FLOAT, "int8", *int4]
+    allowed = [FLOAT, "int8", INT16X8, *int4]
     scheme = SCHEMES.get(target)
     if scheme is None or target not in allowed:
         choose = ", ".join(allowed)

@@ -56,12 +56,18 @@ class FloatOp:
 
 @dataclass
 class Requantize:
-    """Input `input` of op `op` reads its tensor re-encoded like tensor `like` (a QUANTIZE int->int
-    in TFLite): used where a same-encoding op meets a tensor whose encoding is fixed elsewhere."""
+    """Input `input` of op `op` reads its tensor re-encoded (a QUANTIZE int->int in TFLite): like tensor
+    `like` where a same-encoding op meets a tensor whose encoding is fixed elsewhere, or as `encoding` where
+    int8 and int16 activations meet (an op promoted to int16x8 reading an int8 tensor, or the reverse)."""
 
     op: int
     input: int
-    like: str
+    like: str = ""
+    encoding: Encoding | None = None
+
+    def target(self, plan: QuantPlan) -> Encoding:
+        """The encoding the op reads."""
+        return self.encoding if self.encoding is not None else plan.tensors[self.like]
 
 
 @dataclass
@@ -113,7 +119,7 @@ class QuantPlan:
                 model_sha256=doc["model_sha256"],
                 tensors={k: Encoding(**v) for k, v in doc["tensors"].items()},
                 float_ops=[FloatOp(**f) for f in doc.get("float_ops", [])],
-                requantize=[Requantize(**r) for r in doc.get("requantize", [])],
+                requantize=[_requantize_from_json(r) for r in doc.get("requantize", [])],
                 ranges={k: (float(v[0]), float(v[1])) for k, v in doc.get("ranges", {}).items()},
                 notes=list(doc.get("notes", [])),
                 weights={k: _array_from_json(k, v) for k, v in doc.get("weights", {}).items()},
@@ -129,6 +135,11 @@ class QuantPlan:
     @classmethod
     def load(cls, path: str | os.PathLike) -> QuantPlan:
         return cls.from_json(Path(path).read_text())
+
+
+def _requantize_from_json(doc: dict) -> Requantize:
+    enc = doc.get("encoding")
+    return Requantize(**{**doc, "encoding": Encoding(**enc) if enc is not None else None})
 
 
 def _array_to_json(a: np.ndarray) -> dict:

@@ -12,6 +12,7 @@ from edgeq.ir.graph import Graph, Op
 from edgeq.quant.op_rules import RULES, SHAPE_OPS, OpRule
 from edgeq.quant.plan import Encoding, FloatOp, QuantPlan, Requantize
 from edgeq.quant.schemes import (
+    SCHEMES,
     Scheme,
     affine_params,
     fp16_bf16_ceil,
@@ -47,6 +48,9 @@ class PlanOptions:
     # (accelerators that reject per-channel weights), and the legacy uint8 asymmetric encoding.
     per_tensor_weights: frozenset[str] = frozenset()
     uint8: bool = False
+    # Ops promoted to int16x8 under an int8-activation scheme (overrides "int16x8", the budget's fallback):
+    # int16 activations in and out, int8 weights, int64 bias; QUANTIZE int8 <-> int16 where they meet int8 ops.
+    int16_ops: frozenset[int] = frozenset()
 
 
 def quantized_input_positions(op: Op, rule: OpRule) -> list[int]:
@@ -110,6 +114,10 @@ def classify_ops(graph: Graph, opts: PlanOptions) -> tuple[list[bool], list[Floa
         quantized.append(not reason)
         if reason:
             floats.append(FloatOp(index=i, kind=op.kind, reason=reason))
+    for i in sorted(opts.int16_ops):
+        if quantized[i] and not RULES[graph.ops[i].kind].int16:
+            kind = graph.ops[i].kind
+            raise PlanError(f"{graph.where(i)}: LiteRT has no int16x8 kernel for {kind}; it cannot be promoted")
     for i, pattern in opts.float_overrides.items():
         if quantized[i]:
             quantized[i] = False
@@ -140,11 +148,14 @@ def build_plan(
     symmetric: set[int] = set()
     fixed: dict[int, tuple[float, int]] = {}
     requantize: list[tuple[int, int]] = []
+    twins: list[tuple[int, int]] = []  # (op, input slot) reading its tensor in the op's other activation type
+    op_types, types = _activation_types(graph, quantized, opts)
 
     for i, op in enumerate(graph.ops):
         if not quantized[i] or op.kind in SHAPE_OPS:
             continue
         rule = RULES[op.kind]
+        dtype = op_types[i]
         weights = dict(rule.weights)
         table = _hybrid_weight(graph, op) if op.kind == "EMBEDDING_LOOKUP" and scheme.weight_dtype == "int4" else None
         if table is not None:
@@ -168,6 +179,8 @@ def build_plan(
                 members.add(t)
                 if pos in rule.symmetric_inputs:
                     symmetric.add(t)
+                if types.get(t, scheme.activation_dtype) != dtype and pos not in _same_positions(op, rule):
+                    twins.append((i, pos))
         for t in op.outputs:
             if graph.tensors[t].dtype == "float32":
                 members.add(t)
@@ -176,31 +189,86 @@ def build_plan(
             t = op.inputs[pos]
             if graph.tensors[t].dtype != "float32":
                 continue
-            if len(same) > 1 and any(groups.find(f) == groups.find(t) for f in fixed):
-                # Joining a fixed encoding (a SOFTMAX/LOGISTIC/TANH output) would force it on every
-                # other input of a CONCATENATION: re-encode this one input instead.
+            joins_fixed = len(same) > 1 and any(groups.find(f) == groups.find(t) for f in fixed)
+            if types.get(t, scheme.activation_dtype) != dtype or joins_fixed:
+                # An input of the other activation type, or joining a fixed encoding (a SOFTMAX/LOGISTIC/TANH
+                # output, which would force it on every other input of a CONCATENATION): re-encode this input.
                 requantize.append((i, pos))
             else:
                 groups.union(t, op.outputs[0])
         if rule.same_encoding:
             for t in op.outputs[1:]:
                 groups.union(t, op.outputs[0])
-        fixed_enc = rule.fixed_int16 if scheme.activation_dtype == "int16" else rule.fixed_int8
+        fixed_enc = rule.fixed_int16 if dtype == "int16" else rule.fixed_int8
         if fixed_enc is not None:
             fixed[op.outputs[0]] = fixed_enc
     # `members` now holds every float value a quantized op reads or writes, graph I/O included; values
     # only float ops touch stay float, and the lowering puts DEQUANTIZE / QUANTIZE where the two meet.
-    _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme)
-    _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme, opts.weight_schemes,
+    spans = _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, types, scheme)
+    plan.requantize = [
+        Requantize(op=i, input=pos, like=graph.tensors[graph.ops[i].outputs[0]].name) for i, pos in requantize
+    ] + [_twin(graph, i, pos, op_types[i], spans, symmetric) for i, pos in twins]
+    # Promoted ops take int8 weights whatever the scheme's (LiteRT's int16x8 kernels read int8 weights).
+    weight_schemes = {**opts.weight_schemes, **{i: SCHEMES["int16x8"] for i in opts.int16_ops}}
+    _plan_weights_and_biases(graph, plan, weight_slots, bias_slots, scheme, weight_schemes,
                              opts.per_tensor_weights)
     if scheme.weight_dtype == "int4":
         _note_int8_batch_matmul_constants(graph, plan, quantized)
-    plan.requantize = [
-        Requantize(op=i, input=pos, like=graph.tensors[graph.ops[i].outputs[0]].name) for i, pos in requantize
-    ]
     if opts.uint8:
         _as_uint8(plan)
     return plan
+
+
+def _activation_types(graph: Graph, quantized: list[bool], opts: PlanOptions) -> tuple[dict[int, str], dict[int, str]]:
+    """Activation type of each quantized op (op index -> dtype) and of each value tensor (tensor -> dtype).
+    Ops take the scheme's type, promoted ops (opts.int16_ops) int16, and data movement (same-encoding ops)
+    the type of an input, int16 if one is, so a run of promoted ops keeps int16 through PAD or RESHAPE.
+    A tensor has its producer's type; one no quantized op produces (a graph input with float I/O, a float op's
+    output, a constant) is int16 when every quantized op reading it is promoted."""
+    base = opts.scheme.activation_dtype
+    types: dict[int, str] = {}
+    ops: dict[int, str] = {}
+    if not opts.int16_ops:
+        return {i: base for i, q in enumerate(quantized) if q}, types
+    readers: dict[int, list[int]] = {}
+    for i, op in enumerate(graph.ops):
+        if quantized[i] and op.kind not in SHAPE_OPS:
+            for t in op.inputs:
+                if t >= 0:
+                    readers.setdefault(t, []).append(i)
+    producers = graph.producers()
+    for t, users in readers.items():
+        p = producers.get(t)
+        fed = p is None or not quantized[p]
+        if fed and all(i in opts.int16_ops for i in users) and (opts.io_dtype == "float32" or t not in graph.inputs):
+            types[t] = "int16"
+    for i, op in enumerate(graph.ops):
+        if not quantized[i] or op.kind in SHAPE_OPS:
+            continue
+        rule = RULES[op.kind]
+        follows = rule.same_encoding and not rule.weights and rule.int16
+        wide = follows and any(types.get(op.inputs[p]) == "int16" for p in _same_positions(op, rule))
+        dtype = "int16" if i in opts.int16_ops or wide else base
+        ops[i] = dtype
+        for t in op.outputs:
+            types[t] = dtype
+    if opts.io_dtype != "float32":
+        wide = [graph.tensors[t].name for t in graph.outputs if types.get(t) == "int16"]
+        if wide:
+            raise PlanError(f"outputs {wide} are int16 (promoted ops) but io is {opts.io_dtype}: use float32 I/O")
+    return ops, {t: d for t, d in types.items() if d != base}
+
+
+def _twin(graph: Graph, op: int, pos: int, dtype: str, spans, symmetric: set[int]) -> Requantize:
+    """Input `pos` of `op` re-encoded in the op's activation type from the tensor's own planned range."""
+    t = graph.ops[op].inputs[pos]
+    lo, hi = spans[t]
+    scale, zp = affine_params(lo, hi, dtype, dtype == "int16" or t in symmetric)
+    other = "int8" if dtype == "int16" else "int16"
+    return Requantize(op=op, input=pos, encoding=Encoding(
+        dtype=dtype, scale=[float(scale)], zero_point=[int(zp)],
+        rule=f"{dtype} twin of an {other} tensor for an {dtype} reader (same range)",
+    ))
 
 
 def _as_uint8(plan: QuantPlan) -> None:
@@ -226,16 +294,20 @@ def _value_range(graph: Graph, t: int, ranges: Mapping[int, tuple[float, float]]
     return ranges.get(t)
 
 
-def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, scheme) -> None:
+def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, types, scheme) -> dict:
+    """Encode every group of activation tensors; returns each tensor's planned (lo, hi), for twins."""
     by_root: dict[int, list[int]] = {}
     for t in sorted(members):
         by_root.setdefault(groups.find(t), []).append(t)
-    dtype = scheme.activation_dtype
+    spans: dict[int, tuple[float, float]] = {}
     for group in by_root.values():
         names = [graph.tensors[t].name for t in group]
+        dtype = types.get(group[0], scheme.activation_dtype)
         fixed_here = [fixed[t] for t in group if t in fixed]
         if fixed_here:
             scale, zp = fixed_here[0]
+            qmin, qmax = qrange(dtype)
+            lo, hi = scale * (qmin - zp), scale * (qmax - zp)
             rule = "fixed by the op"
             if len(group) > 1:
                 rule = f"fixed by the op, shared with {len(group) - 1} same-encoding tensors"
@@ -259,23 +331,30 @@ def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, sc
                     f"poor: check edgeq.compare's worst layers, or keep the ops that make it float"
                 )
                 lo, hi = max(lo, -_SUSPECT_RANGE), min(hi, _SUSPECT_RANGE)
-            sym = scheme.activation_symmetric or any(t in symmetric for t in group)
+            sym = dtype == "int16" or any(t in symmetric for t in group)
             scale, zp = affine_params(lo, hi, dtype, sym)
             rule = "calibrated range" if len(group) == 1 else f"union range of a same-encoding group of {len(group)}"
+        if dtype != scheme.activation_dtype:
+            rule += ", int16 (promoted to int16x8)"
         for t in group:
+            spans[t] = (float(lo), float(hi))
             plan.tensors[graph.tensors[t].name] = Encoding(
                 dtype=dtype, scale=[float(scale)], zero_point=[int(zp)], rule=rule
             )
+    return spans
 
 
-def _op_scales(graph: Graph, plan: QuantPlan, op: Op, kind: str) -> tuple[float, float]:
-    """Input and output activation scales of a weighted op (TRANSPOSE_CONV reads its input in slot 2)."""
-    in_slot = 2 if kind == "TRANSPOSE_CONV" else 0
-    in_enc = plan.tensors.get(graph.tensors[op.inputs[in_slot]].name)
+def _op_encodings(graph: Graph, plan: QuantPlan, index: int) -> tuple[Encoding, Encoding]:
+    """Input and output activation encodings of a weighted op as it reads and writes them (TRANSPOSE_CONV
+    reads its input in slot 2; an input re-encoded for the op, int8 <-> int16, is read as its twin)."""
+    op = graph.ops[index]
+    in_slot = 2 if op.kind == "TRANSPOSE_CONV" else 0
+    twin = next((r.encoding for r in plan.requantize if (r.op, r.input) == (index, in_slot) and r.encoding), None)
+    in_enc = twin or plan.tensors.get(graph.tensors[op.inputs[in_slot]].name)
     out_enc = plan.tensors.get(graph.tensors[op.outputs[0]].name)
     if in_enc is None or out_enc is None:
-        raise PlanError(f"{kind} '{graph.tensors[op.outputs[0]].name}': input or output has no encoding")
-    return in_enc.scale[0], out_enc.scale[0]
+        raise PlanError(f"{op.kind} '{graph.tensors[op.outputs[0]].name}': input or output has no encoding")
+    return in_enc, out_enc
 
 
 # Ops LiteRT runs with INT4 weights: per-channel INT4 with int8 activations (REF and TFLM kernels), and
@@ -380,13 +459,14 @@ def _plan_weights_and_biases(
             )
             continue
         scales = symmetric_weight_scales(w, axis, wmax)
-        in_scale, out_scale = _op_scales(graph, plan, op, op.kind)
+        in_enc, out_enc = _op_encodings(graph, plan, op_index)
+        in_scale, out_scale = in_enc.scale[0], out_enc.scale[0]
         floor = np.full_like(scales, _MIN_OUTPUT_MULTIPLIER * out_scale / in_scale)
         rule = RULES[op.kind]
         bias_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) else -1
         if bias_t >= 0 and graph.tensors[bias_t].is_constant:
             bias = np.abs(np.asarray(graph.tensors[bias_t].data, dtype=np.float64)).reshape(-1)
-            _, bmax = qrange(scheme.bias_dtype)
+            _, bmax = qrange(_bias_dtype(scheme, in_enc))
             if bias.size == scales.size:
                 floor = np.maximum(floor, bias / (in_scale * bmax * _BIAS_HEADROOM))
         floored = scales < floor
@@ -417,7 +497,8 @@ def _plan_weights_and_biases(
         op = graph.ops[op_index]
         rule = RULES[op.kind]
         w_name = graph.tensors[op.inputs[rule.weights[0][0]]].name
-        in_scale, _ = _op_scales(graph, plan, op, op.kind)
+        in_enc, _ = _op_encodings(graph, plan, op_index)
+        in_scale = in_enc.scale[0]
         w_enc = plan.tensors.get(w_name)
         if w_enc is None:
             raise PlanError(f"{graph.where(op_index)}: weight '{w_name}' has no encoding, bias cannot be derived")
@@ -431,7 +512,7 @@ def _plan_weights_and_biases(
         shape = (1,) if op.kind in per_tensor and not w_enc.per_channel else (n,)
         scales = np.broadcast_to(np.float64(np.float32(in_scale)) * w_scales.astype(np.float32), shape)
         plan.tensors[graph.tensors[t].name] = Encoding(
-            dtype=scheme.bias_dtype,
+            dtype=_bias_dtype(scheme, in_enc),
             scale=[float(s) for s in scales.astype(np.float32)],
             zero_point=[0] * scales.size,
             axis=0,
@@ -439,3 +520,8 @@ def _plan_weights_and_biases(
         )
     if floored_total:
         plan.notes.append(f"{floored_total} near-dead weight channels in all had their scales floored")
+
+
+def _bias_dtype(scheme: Scheme, in_enc: Encoding) -> str:
+    """int64 for an op reading int16 activations (an op promoted to int16x8 too), else the scheme's."""
+    return "int64" if in_enc.dtype == "int16" else scheme.bias_dtype
