@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.algorithms.budget import Budget, BudgetResult, meet_budget
+from edgeq.algorithms.budget import Budget, BudgetResult, check_int16_targets, meet_budget
 from edgeq.algorithms.context import AlgorithmContext, AlgorithmReport, timed
 from edgeq.algorithms.registry import resolve as resolve_algorithms
 from edgeq.calibrate.data import validated
@@ -140,6 +140,8 @@ def quantize(
         if calib is None:
             raise PlanError("quantize() needs calibration data (calib=...) or a plan (plan=...)")
         resolved = resolve_overrides(model.graph, overrides, sch)
+        if resolved.int16_ops or (accuracy_budget is not None and fallback == "int16x8"):
+            check_int16_targets(targets)
         options = PlanOptions(sch, io, allow_float_ops, resolved.weight_schemes, resolved.float_ops,
                               int16_ops=frozenset(resolved.int16_ops))
         if adaptation is not None:

@@ -1,16 +1,16 @@
-"""Mixed precision under an accuracy budget: promote the fewest layers (INT4 weights to int8, or an op to
-float) until the user's metric holds on the user's evaluation data.
+"""Mixed precision under an accuracy budget: promote the fewest layers (INT4 weights to int8, int8 activations
+to int16x8, or an op to float) until the user's metric holds on the user's evaluation data.
 
-Candidates are ordered once, then promoted one at a time in that order, the plan rebuilt from the first
-plan's calibrated ranges (no second calibration) and the model measured after each, until the budget holds.
-Two orders: "gain" measures, for each candidate, the whole quantized model's output SQNR with that one layer
-promoted (a continuous stand-in for top-1 agreement, which moves in steps of 1/samples) and promotes the
-largest gains first; "sensitivity" ranks by edgeq.sensitivity (the layer alone quantized, lowest SQNR first).
-Before the search the model with every candidate promoted is measured: if even that misses the budget, the
-search stops there and says so.
-
-Activation promotions (int8 to int16x8 per layer) are not offered: see docs/BENCHMARKS.md, "Sensitivity and
-mixed precision", for what they need.
+The plan is rebuilt from the first plan's calibrated ranges (no second calibration) after each promotion and
+the model measured, until the budget holds. Three orders: "gain" measures, for each candidate, the whole
+quantized model's output SQNR with that one layer promoted (a continuous stand-in for top-1 agreement, which
+moves in steps of 1/samples) and promotes the largest gains first; "sensitivity" ranks by edgeq.sensitivity
+(the layer alone quantized, lowest SQNR first) and promotes one layer at a time in that order; "greedy" keeps
+that ranking but re-measures a short list (the next `shortlist` ranked layers) on top of what is already
+promoted and takes the best gain per promoted op. Under fallback "int16x8" a greedy step promotes a run:
+the layer and the layers reading its output (through PAD, RESHAPE and the like), because an int16 output
+read by an int8 layer is requantized to int8 and buys nothing. Before the search the model with every
+candidate promoted is measured: if even that misses the budget, the search stops there and says so.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from edgeq.algorithms.sensitivity import Evaluator, layer_ops, layer_sensitiviti
 from edgeq.errors import PlanError
 from edgeq.frontends.tflite import FloatModel
 from edgeq.ir.graph import Graph
-from edgeq.quant.overrides import FLOAT, op_name, short_name
+from edgeq.quant.op_rules import RULES
+from edgeq.quant.overrides import FLOAT, INT16X8, op_name, short_name
 from edgeq.quant.plan import QuantPlan
 from edgeq.quant.planner import PlanOptions, build_plan
 from edgeq.quant.schemes import SCHEMES
 
-ORDERS = ("gain", "sensitivity")
+ORDERS = ("gain", "sensitivity", "greedy")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Budget:
     min: float = 0.99
     eval: object = None
     max_samples: int | None = None
-    order: str = "sensitivity"  # how candidates are ranked: "sensitivity" or "gain" (see the module docstring)
+    order: str = "sensitivity"  # "sensitivity", "gain" or "greedy" (see the module docstring)
+    shortlist: int = 4  # "greedy": ranked layers re-measured per step
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Promotion:
     name: str
     to: str  # the fallback the op took
     value: float  # the budget metric once this and every earlier promotion are in
+    why: str = ""  # what chose it: its sensitivity rank, or the greedy step's measured gain
 
 
 @dataclass
@@ -79,17 +82,22 @@ class BudgetResult:
         )
         if not self.met and self.reachable is not None and self.reachable < self.min:
             head += f"; promoting all {self.candidates} reaches only {self.reachable:.4f}"
-        return [head] + [f"promoted {p.kind} '{short_name(p.name)}' -> {p.to}: {p.value:.4f}" for p in self.promoted]
+        return [head] + [f"promoted {p.kind} '{short_name(p.name)}' -> {p.to}: {p.value:.4f} ({p.why})"
+                         for p in self.promoted]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def candidates(model: FloatModel, plan: QuantPlan, fallback: str) -> list[int]:
-    """Ops a promotion to `fallback` changes: ops with INT4 weights for a weight scheme, every layer for float."""
+    """Ops a promotion to `fallback` changes: ops with INT4 weights for a weight scheme, every layer for float,
+    every int8 layer LiteRT has an int16x8 kernel for under int16x8."""
+    graph = model.graph
     if fallback == FLOAT:
         return layer_ops(plan, model)
-    graph = model.graph
+    if fallback == INT16X8:
+        return [i for i in layer_ops(plan, model) if RULES[graph.ops[i].kind].int16
+                and plan.tensors[graph.tensors[graph.ops[i].outputs[0]].name].dtype == "int8"]
     out = []
     for i in layer_ops(plan, model):
         encodings = [plan.tensors.get(graph.tensors[t].name) for t in graph.ops[i].inputs if t >= 0]
@@ -146,11 +154,20 @@ def meet_budget(
     if reachable < budget.min:
         return plan, result(False, start, [])
     if budget.order == "gain":
-        gains = {i: measure(promote({i}))[1] for i in _bar(pool, "gains", progress)}
-        ranked = sorted(pool, key=lambda i: -gains[i])
+        score = {i: measure(promote({i}))[1] for i in _bar(pool, "gains", progress)}
+        ranked = sorted(pool, key=lambda i: -score[i])
+        why = {i: f"gain rank {k + 1}: {score[i]:.2f} dB promoted alone" for k, i in enumerate(ranked)}
     else:
-        alone = {s.op: s.sqnr_db for s in layer_sensitivities(model, plan, evaluator, progress)}
-        ranked = sorted(pool, key=lambda i: alone[i])
+        score = {s.op: s.sqnr_db for s in layer_sensitivities(model, plan, evaluator, progress)}
+        ranked = sorted(pool, key=lambda i: score[i])
+        why = {i: f"sensitivity rank {k + 1}: {score[i]:.2f} dB alone" for k, i in enumerate(ranked)}
+
+    def record(i: int, value: float, reason: str) -> Promotion:
+        return Promotion(i, model.graph.ops[i].kind, op_name(model.graph, i), fallback, value, reason)
+
+    if budget.order == "greedy":
+        current, promoted = _greedy(model, plan, ranked, why, fallback, budget, promote, measure, record, progress)
+        return current, result(promoted[-1].value >= budget.min, promoted[-1].value, promoted)
     promoted: list[Promotion] = []
     chosen: set[int] = set()
     current = plan
@@ -158,10 +175,69 @@ def meet_budget(
         chosen.add(i)
         current = promote(chosen)
         value, _ = measure(current)
-        promoted.append(Promotion(i, model.graph.ops[i].kind, op_name(model.graph, i), fallback, value))
+        promoted.append(record(i, value, why[i]))
         if value >= budget.min:
             return current, result(True, value, promoted)
     return current, result(False, promoted[-1].value if promoted else start, promoted)
+
+
+def _greedy(model, plan, ranked, why, fallback, budget, promote, measure, record, progress):
+    """Steps of the "greedy" order: the next `budget.shortlist` ranked layers (each with its run under int16x8)
+    measured on top of what is promoted; the step takes the fewest ops that meet the budget, else the largest
+    SQNR gain per promoted op. Returns the last plan and the promotions (at least one: the budget was found
+    reachable with every candidate promoted)."""
+    chosen: set[int] = set()
+    current, promoted, steps = plan, [], 0
+    _, base_sqnr = measure(plan)
+    bar = tqdm(total=len(ranked), desc="budget: greedy", disable=not progress, leave=False)
+    while True:
+        short = [i for i in ranked if i not in chosen][: max(budget.shortlist, 1)]
+        if not short:
+            return current, promoted
+        trials = {}
+        for i in short:
+            unit = sorted((run_of(model, plan, i, set(ranked)) if fallback == INT16X8 else {i}) - chosen)
+            trial = promote(chosen | set(unit))
+            value, sqnr = measure(trial)
+            trials[i] = (unit, trial, value, sqnr)
+        meeting = [i for i in short if trials[i][2] >= budget.min]
+        if meeting:
+            best = min(meeting, key=lambda i: (len(trials[i][0]), -trials[i][3]))
+        else:
+            best = max(short, key=lambda i: (trials[i][3] - base_sqnr) / len(trials[i][0]))
+        unit, current, value, sqnr = trials[best]
+        steps += 1
+        step = f"greedy step {steps}: {sqnr - base_sqnr:+.2f} dB, best of {len(short)}"
+        for i in unit:
+            reason = why[i] if i == best else f"reads op {best}'s output ({why[i]})"
+            promoted.append(record(i, value, f"{step}; {reason}"))
+        chosen |= set(unit)
+        base_sqnr = sqnr
+        bar.update(len(unit))
+        if value >= budget.min:
+            bar.close()
+            return current, promoted
+
+
+def run_of(model: FloatModel, plan: QuantPlan, index: int, pool: set[int]) -> set[int]:
+    """Op `index` and the candidate layers reading its output, directly or through data movement (PAD,
+    RESHAPE, pooling...: same-encoding ops, which follow their input's type): promoted together, the int16
+    output reaches its readers without a requantize to int8."""
+    graph = model.graph
+    readers: dict[int, list[int]] = {}
+    for j, op in enumerate(graph.ops):
+        for t in op.inputs:
+            if t >= 0:
+                readers.setdefault(t, []).append(j)
+    run, frontier = {index}, list(graph.ops[index].outputs)
+    while frontier:
+        for j in readers.get(frontier.pop(), []):
+            rule = RULES.get(graph.ops[j].kind)
+            if j in pool:
+                run.add(j)
+            elif rule is not None and rule.same_encoding and not rule.weights:
+                frontier.extend(graph.ops[j].outputs)
+    return run
 
 
 def replan(
@@ -177,13 +253,16 @@ def replan(
     (`base_weights`: what float-stage algorithms changed): a plan-stage rounding chose them for INT4."""
     ranges = {i: plan.ranges[t.name] for i, t in enumerate(graph.tensors) if t.name in plan.ranges}
     weight_schemes, floats = dict(options.weight_schemes), dict(options.float_overrides)
+    int16_ops = set(options.int16_ops)
     for i in ops:
         if fallback == FLOAT:
             floats[i] = f"budget:{fallback}"
+        elif fallback == INT16X8:
+            int16_ops.add(i)
         else:
             weight_schemes[i] = SCHEMES[fallback]
     # Everything else the options carry (target adaptations: per-tensor weights, uint8) stays as it was.
-    opts = replace(options, weight_schemes=weight_schemes, float_overrides=floats)
+    opts = replace(options, weight_schemes=weight_schemes, float_overrides=floats, int16_ops=frozenset(int16_ops))
     new = build_plan(graph, ranges, opts, plan.model_sha256)
     reverted = {graph.tensors[t].name for i in ops for t in graph.ops[i].inputs if t >= 0}
     new.weights = {n: w for n, w in plan.weights.items() if n not in reverted}
@@ -199,17 +278,31 @@ def _check(budget: Budget, fallback: str, options: PlanOptions) -> None:
         raise PlanError(f"budget order {budget.order!r}: choose {' or '.join(ORDERS)}")
     if budget.eval is None:
         raise PlanError("an accuracy budget needs evaluation data (Budget(eval=...))")
-    if fallback == "int16x8":
-        raise PlanError(
-            "fallback 'int16x8' (int16 activations per layer) is not implemented: a promoted op needs int16 "
-            "twins of its input and output encodings and QUANTIZE int8<->int16 where it meets int8 ops; use "
-            "scheme='int16x8' for the whole model, or fallback='float'"
-        )
+    if fallback == INT16X8:
+        if options.scheme.activation_dtype != "int8" or options.uint8:
+            raise PlanError(f"fallback 'int16x8' promotes int8 activations: scheme {options.scheme.name}"
+                            f"{' as uint8' if options.uint8 else ''} has none")
+        return
     if fallback != FLOAT and (fallback not in SCHEMES or SCHEMES[fallback].weight_dtype != "int8" or
                               SCHEMES[fallback].activation_dtype != options.scheme.activation_dtype):
-        raise PlanError(f"fallback {fallback!r}: choose int8 (INT4 weights to int8) or float")
+        raise PlanError(f"fallback {fallback!r}: choose int8 (INT4 weights to int8), int16x8 or float")
     if fallback != FLOAT and options.scheme.weight_dtype != "int4":
         raise PlanError(f"fallback {fallback!r} promotes INT4 weights: scheme {options.scheme.name} has none")
+
+
+def check_int16_targets(targets) -> None:
+    """int16 activations (fallback or overrides "int16x8") with named targets: a PlanError naming the first
+    target whose profile rejects int16 activations (Edge TPU, NNAPI, XNNPACK: targets/*.toml)."""
+    from edgeq.targets.profile import resolve
+
+    for spec in targets or ():
+        for rule in resolve(spec).plan_constraints():
+            allowed, denied = rule.params.get("allowed"), rule.params.get("denied")
+            if rule.kind != "dtype" or rule.ops or rule.params.get("tensors") != "activations":
+                continue
+            if (allowed is not None and "int16" not in allowed) or (denied is not None and "int16" in denied):
+                raise PlanError(f"int16x8 promotions: target {spec} rejects int16 activations (rule {rule.id}: "
+                                f"{rule.message}); promote to float or int8 weights instead, or drop the target")
 
 
 def _bar(items: list[int], what: str, progress: bool):
