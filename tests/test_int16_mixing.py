@@ -1,0 +1,136 @@
+"""int8 and int16x8 activations per layer: the plan's types and twins, the QUANTIZE int8 <-> int16 kernel
+bit-exact against LiteRT BUILTIN_REF, overrides "int16x8", and the budget's int16x8 fallback.
+
+Run with -s to see the promotions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgeq
+from edgeq.errors import PlanError
+from edgeq.export.tflite_writer import write_tflite
+from edgeq.ir.graph import Graph, Op, Quantization, Tensor
+from edgeq.quant.plan import QuantPlan
+from tests.small_convnet import images, small_convnet
+
+CALIB, EVAL = edgeq.calibration.arrays(images(48, 0)), edgeq.calibration.arrays(images(64, 1))
+N = 257  # odd, so no vectorized path hides a remainder
+
+
+def _q(scale: float, zero_point: int) -> Quantization:
+    return Quantization(np.array([scale], np.float32), np.array([zero_point], np.int64))
+
+
+def _requantize_chain(src: str, pairs: list[tuple[float, int, float, int]]) -> bytes:
+    """An integer input of type `src` requantized back and forth: src -> other -> src -> ..., one QUANTIZE
+    per (in scale, in zero point, out scale, out zero point); every tensor is a graph output."""
+    other = {"int8": "int16", "int16": "int8"}
+    dtype = src
+    tensors = [Tensor("x", (1, N), dtype, quant=_q(pairs[0][0], pairs[0][1]))]
+    ops = []
+    for k, (_, _, out_scale, out_zp) in enumerate(pairs):
+        dtype = other[dtype]
+        tensors.append(Tensor(f"q{k}", (1, N), dtype, quant=_q(out_scale, out_zp if dtype == "int8" else 0)))
+        ops.append(Op("QUANTIZE", [k], [k + 1]))
+    return write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0], outputs=list(range(1, len(tensors)))))
+
+
+@pytest.mark.parametrize("src", ["int8", "int16"])
+def test_quantize_int8_int16_is_bit_exact_against_ref(src):
+    # Multipliers above 1 (int8 -> int16: 256.9x, 3.1x), near 1, and far below (int16 -> int8: 1/250, 1/37.3).
+    pairs = [(0.0235, -17, 0.0235 / 256.9, 0), (0.0235 / 256.9, 0, 0.0235 * 1.0004, 5), (0.0235 * 1.0004, 5,
+             0.00761, 0), (0.00761, 0, 0.00761 * 37.3, -128), (0.00761 * 37.3, -128, 0.00761 * 37.3 / 3.1, 0)]
+    if src == "int16":
+        pairs = [(pairs[0][2], 0, pairs[0][0], pairs[0][1]), *pairs[1:]]
+        pairs[1] = (pairs[0][2], pairs[0][3], pairs[1][2] * 250 / 256.9, 0)
+    result = edgeq.verify(_requantize_chain(src, pairs), samples=6, seed=3)
+    assert result.bit_exact, result.summary()
+    assert result.ops == len(pairs) and result.values_compared == 6 * len(pairs) * N
+
+
+@pytest.fixture(scope="module")
+def model():
+    return edgeq.load(small_convnet())
+
+
+def _quantize(model, scheme="int8", overrides=None) -> edgeq.QuantizedModel:
+    return edgeq.quantize(model, CALIB, scheme=scheme, progress=False, overrides=overrides, observer="minmax")
+
+
+def _sqnr(model, qm) -> float:
+    return edgeq.compare(model, qm, EVAL, layers=0).sqnr_db
+
+
+def test_promoted_run_is_int16_with_twins_where_it_meets_int8(model):
+    qm = _quantize(model, overrides={"block/*": "int16x8"})
+    plan = qm.plan
+    types = {n: plan.tensors[n].dtype for n in ("stem/conv", "block/dw", "block/project", "pool/mean", "head/fc")}
+    assert types == {"stem/conv": "int8", "block/dw": "int16", "block/project": "int16", "pool/mean": "int8",
+                     "head/fc": "int8"}
+    assert [plan.tensors[f"block/{n}/b"].dtype for n in ("dw", "project")] == ["int64", "int64"]
+    assert [plan.tensors[f"block/{n}/w"].dtype for n in ("dw", "project")] == ["int8", "int8"]
+    assert plan.tensors["block/dw"].zero_point == [0] and plan.tensors["stem/conv/b"].dtype == "int32"
+    # block/dw reads the int8 stem output as an int16 twin, MEAN reads block/project's int16 output as int8;
+    # block/project reads block/dw's int16 output directly (the run shares it).
+    twins = [(r.op, r.input, r.encoding.dtype) for r in plan.requantize]
+    assert twins == [(1, 0, "int16"), (3, 0, "int8")]
+    # Each twin spans its tensor's own planned range.
+    lo, hi = plan.ranges["stem/conv"]
+    assert plan.requantize[0].encoding.scale[0] == pytest.approx(max(abs(lo), abs(hi)) / 32767, rel=1e-6)
+    assert plan.tensors["block/dw/b"].scale[0] == pytest.approx(
+        np.float32(plan.requantize[0].encoding.scale[0]) * np.float32(plan.tensors["block/dw/w"].scale[0]), rel=1e-6)
+    assert QuantPlan.from_json(plan.to_json()).requantize == plan.requantize
+    result = edgeq.verify(qm.tflite, inputs=[[x[None]] for x in images(6, 2)])
+    assert result.bit_exact, result.summary()
+    kinds = [op.kind for op in qm.graph.ops]
+    assert kinds.count("QUANTIZE") == 3 and kinds.count("DEQUANTIZE") == 1  # input, two twins; output
+
+
+def test_every_op_promoted_is_the_int16x8_scheme(model):
+    mixed, whole, int8 = _quantize(model, overrides={"*": "int16x8"}), _quantize(model, "int16x8"), _quantize(model)
+    assert mixed.plan.requantize == []
+    assert {n: (e.dtype, e.scale, e.zero_point) for n, e in mixed.plan.tensors.items()} == {
+        n: (e.dtype, e.scale, e.zero_point) for n, e in whole.plan.tensors.items()}
+    def contents(qm):  # the file's metadata names the plan's scheme; the graphs must be the same
+        return [(t.name, t.dtype, None if t.data is None else t.data.tobytes()) for t in qm.graph.tensors]
+
+    assert contents(mixed) == contents(whole) and [o.kind for o in mixed.graph.ops] == [o.kind for o in whole.graph.ops]
+    assert _sqnr(model, mixed) == _sqnr(model, whole) > _sqnr(model, int8) + 3.0
+
+
+def test_int16x8_override_mistakes_and_targets(model):
+    with pytest.raises(PlanError, match="int16x8 promotes int8 activations: scheme int16x8 has none"):
+        _quantize(model, "int16x8", {"head/*": "int16x8"})
+    with pytest.raises(PlanError, match="target nnapi rejects int16 activations"):
+        edgeq.quantize(model, CALIB, overrides={"head/*": "int16x8"}, targets=["nnapi"], progress=False)
+    budget = edgeq.Budget(metric="sqnr", min=50.0, eval=EVAL)
+    with pytest.raises(PlanError, match="target edgetpu rejects int16 activations"):
+        edgeq.quantize(model, CALIB, accuracy_budget=budget, fallback="int16x8", targets=["edgetpu"], progress=False)
+    with pytest.raises(PlanError, match="io is int8"):
+        edgeq.quantize(model, CALIB, io="int8", overrides={"head/*": "int16x8"}, progress=False)
+
+
+@pytest.mark.parametrize("order", ["sensitivity", "greedy"])
+def test_budget_promotes_int8_activations_to_int16(model, order):
+    budget = edgeq.Budget(metric="sqnr", min=37.0, eval=EVAL, order=order)
+    qm = edgeq.quantize(model, CALIB, scheme="int8", progress=False, accuracy_budget=budget, fallback="int16x8",
+                        observer="minmax")
+    result = qm.budget
+    print("\n" + "\n".join(result.notes()))
+    assert result.met and result.start < 36.0 <= 37.0 <= result.final and result.candidates == 5
+    assert sorted(p.name for p in result.promoted) == ["head/fc", "pool/mean"]
+    assert all(p.to == "int16x8" and p.why for p in result.promoted)
+    assert _sqnr(model, qm) == pytest.approx(result.final, abs=1e-9)  # what was measured is what ships
+    assert qm.plan.tensors["head/fc/b"].dtype == "int64" and qm.plan.tensors["block/project"].dtype == "int8"
+    result_v = edgeq.verify(qm.tflite, inputs=[[x[None]] for x in images(4, 2)])
+    assert result_v.bit_exact, result_v.summary()
+
+
+def test_unreachable_int16x8_budget_says_what_every_promotion_gives(model):
+    budget = edgeq.Budget(metric="sqnr", min=60.0, eval=EVAL, order="greedy")
+    qm = edgeq.quantize(model, CALIB, progress=False, accuracy_budget=budget, fallback="int16x8", observer="minmax")
+    whole = _sqnr(model, _quantize(model, "int16x8"))
+    assert not qm.budget.met and qm.budget.promoted == [] and qm.budget.evaluations == 2
+    assert qm.budget.reachable == pytest.approx(whole, abs=1e-9)
