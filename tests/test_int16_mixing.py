@@ -50,6 +50,50 @@ def test_quantize_int8_int16_is_bit_exact_against_ref(src):
     assert result.ops == len(pairs) and result.values_compared == 6 * len(pairs) * N
 
 
+def _branches() -> bytes:
+    """x [1, 8] -> FC a, FC b -> CONCATENATION -> FC head -> SOFTMAX: a same-encoding op fed by both types, and a
+    fixed output encoding."""
+    rng = np.random.default_rng(5)
+    tensors = [Tensor("x", (1, 8), "float32")]
+
+    def add(name, shape, data=None):
+        tensors.append(Tensor(name, shape, "float32", data=data))
+        return len(tensors) - 1
+
+    fc = {"options": {"fusedActivationFunction": 0}, "options_type": "FullyConnectedOptions"}
+    ops, outs = [], {}
+    for name, src, units, width in (("a", 0, 8, 8), ("b", 0, 8, 8), ("head", None, 6, 16)):
+        w = add(f"{name}/w", (units, width), (rng.normal(size=(units, width)) * 0.5).astype(np.float32))
+        b = add(f"{name}/b", (units,), (rng.normal(size=units) * 0.1).astype(np.float32))
+        if src is None:
+            src = add("cat", (1, 16))
+            ops.append(Op("CONCATENATION", [outs["a"], outs["b"]], [src], options={"axis": 1},
+                          options_type="ConcatenationOptions"))
+        outs[name] = add(name, (1, units))
+        ops.append(Op("FULLY_CONNECTED", [src, w, b], [outs[name]], **fc))
+    sm = add("sm", (1, 6))
+    ops.append(Op("SOFTMAX", [outs["head"]], [sm], options={"beta": 1.0}, options_type="SoftmaxOptions"))
+    return write_tflite(Graph(tensors=tensors, ops=ops, inputs=[0], outputs=[sm]))
+
+
+def test_same_encoding_groups_split_by_type_and_fixed_encodings_come_from_the_int16_table():
+    model = edgeq.load(_branches())
+    calib = [[x[None]] for x in np.random.default_rng(1).normal(size=(32, 8)).astype(np.float32)]
+    qm = edgeq.quantize(model, edgeq.calibration.arrays(np.stack([c[0][0] for c in calib])), progress=False,
+                        overrides={"a": "int16x8", "sm": "int16x8"}, observer="minmax")
+    plan = qm.plan
+    assert {n: plan.tensors[n].dtype for n in ("x", "a", "b", "cat", "head", "sm")} == {
+        "x": "int8", "a": "int16", "b": "int8", "cat": "int16", "head": "int8", "sm": "int16"}
+    assert (plan.tensors["sm"].scale, plan.tensors["sm"].zero_point) == ([1 / 32768], [0])
+    # CONCATENATION follows its int16 input: b is re-encoded like the concatenation's output; head reads an int8
+    # twin of it, SOFTMAX an int16 twin of head's output; a reads x (int8) as an int16 twin.
+    requant = {(r.op, r.input): (r.like, r.encoding and r.encoding.dtype) for r in plan.requantize}
+    assert requant == {(2, 1): ("cat", None), (0, 0): ("", "int16"), (3, 0): ("", "int8"), (4, 0): ("", "int16")}
+    result = edgeq.verify(qm.tflite, inputs=calib[:8])
+    assert result.bit_exact, result.summary()
+    assert edgeq.compare(model, qm, edgeq.calibration.arrays(np.stack([c[0][0] for c in calib])), layers=0).sqnr_db > 30
+
+
 @pytest.fixture(scope="module")
 def model():
     return edgeq.load(small_convnet())
