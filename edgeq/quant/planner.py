@@ -16,6 +16,7 @@ from edgeq.quant.schemes import (
     Scheme,
     affine_params,
     fp16_bf16_ceil,
+    fp16_ceil,
     fp16_representable,
     qrange,
     symmetric_weight_scales,
@@ -138,7 +139,7 @@ def build_plan(
     if scheme.weight_only:
         if opts.weight_schemes:
             raise PlanError(f"{scheme.name} is weight-only: overrides can keep ops float, not give them other weights")
-        slots = {_hybrid_weight(graph, op): (i, 0) for i, op in enumerate(graph.ops) if quantized[i]}
+        slots = dict(_weight_only_slot(graph, i, op) for i, op in enumerate(graph.ops) if quantized[i])
         _plan_weights_and_biases(graph, plan, slots, {}, scheme)
         return plan
     weight_slots: dict[int, tuple[int, int]] = {}  # tensor -> (op index, axis)
@@ -230,6 +231,8 @@ def _activation_types(graph: Graph, quantized: list[bool], opts: PlanOptions) ->
     ops: dict[int, str] = {}
     if not opts.int16_ops:
         return {i: base for i, q in enumerate(quantized) if q}, types
+    if opts.uint8:
+        raise PlanError("int16x8 promotions with uint8 encodings: LiteRT's QUANTIZE has no int16 <-> uint8 path")
     readers: dict[int, list[int]] = {}
     for i, op in enumerate(graph.ops):
         if quantized[i] and op.kind not in SHAPE_OPS:
@@ -363,6 +366,9 @@ def _op_encodings(graph: Graph, plan: QuantPlan, index: int) -> tuple[Encoding, 
 _INT4_WEIGHT_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "EMBEDDING_LOOKUP"})
 # Ops reading an integer weight with float activations: all weight-only schemes quantize.
 _HYBRID_WEIGHT_OPS = frozenset({"FULLY_CONNECTED", "EMBEDDING_LOOKUP"})
+# Convolutions under weight-only schemes: LiteRT has no conv reading INT4 weights with float activations, so
+# the .tflite stores the INT4 weight and DEQUANTIZEs it into the float conv (op kind -> per-channel axis).
+_DEQUANTIZED_WEIGHT_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
 
 
 def _hybrid_weight(graph: Graph, op: Op) -> int | None:
@@ -375,8 +381,30 @@ def _hybrid_weight(graph: Graph, op: Op) -> int | None:
     return op.inputs[1]
 
 
+def _dequantized_weight(graph: Graph, op: Op) -> int | None:
+    """The constant float 4-D weight of a convolution, which weight-only schemes store as INT4."""
+    if op.kind not in _DEQUANTIZED_WEIGHT_OPS or len(op.inputs) < 2 or op.inputs[1] < 0:
+        return None
+    tensor = graph.tensors[op.inputs[1]]
+    if not tensor.is_constant or tensor.dtype != "float32" or len(tensor.shape) != 4:
+        return None
+    return op.inputs[1]
+
+
+def _weight_only_slot(graph: Graph, index: int, op: Op) -> tuple[int, tuple[int, int]]:
+    """(weight tensor, (op index, per-channel axis)) of an op a weight-only scheme quantizes."""
+    w = _hybrid_weight(graph, op)
+    if w is not None:
+        return w, (index, 0)
+    w = _dequantized_weight(graph, op)
+    assert w is not None
+    return w, (index, _DEQUANTIZED_WEIGHT_OPS[op.kind])
+
+
 def _weight_only_float_reason(graph: Graph, op: Op, scheme: Scheme) -> str:
     """Why a weight-only scheme leaves `op` entirely float ("" when it reads an INT4 weight)."""
+    if _dequantized_weight(graph, op) is not None:
+        return ""
     w = _hybrid_weight(graph, op)
     if w is None:
         return f"{scheme.name} is weight-only: no INT4 weight LiteRT reads with float activations"
@@ -394,8 +422,10 @@ def _weight_format(graph: Graph, plan: QuantPlan, op: Op, w: np.ndarray, scheme:
     if op.kind not in _INT4_WEIGHT_OPS:
         plan.notes.append(f"{op.kind} '{out}': LiteRT has no INT4 kernel for it; its weights stay int8")
         return "int8", 0
-    block = scheme.block_size if op.kind in _HYBRID_WEIGHT_OPS else 0
-    if block and (w.ndim != 2 or w.shape[1] % block):
+    blocked = op.kind in _HYBRID_WEIGHT_OPS or (scheme.weight_only and op.kind == "CONV_2D")
+    block = scheme.block_size if blocked else 0
+    if block and (w.ndim != (4 if op.kind == "CONV_2D" else 2) or w.shape[-1] % block):
+        # coremltools' per-block quantization skips such weights (they stay fp16); INT4 per channel is smaller.
         plan.notes.append(
             f"{op.kind} '{out}': {w.shape[-1]} inputs are not a multiple of the block size {block}; "
             f"its weights are per-channel INT4 instead"
@@ -433,7 +463,9 @@ def _plan_weights_and_biases(
             # Computed in float (the kernel quantizes the activations on the fly): no integer multiplier or
             # bias to protect. Scales are normal fp16, so a block that would underflow gets the smallest normal
             # one: LiteRT's XNNPACK delegate at HEAD refuses subnormal scales (CheckFp16Scale), 2.3 still runs them.
-            scales = mse_scales(weight_groups(w, axis, block), wmax, _FP16_MIN_NORMAL, ceil=fp16_bf16_ceil)
+            # DEQUANTIZE (a weight-only CONV_2D) multiplies by the float32 scale: fp16-exact is enough there.
+            ceil = fp16_bf16_ceil if op.kind == "FULLY_CONNECTED" else fp16_ceil
+            scales = mse_scales(weight_groups(w, axis, block), wmax, _FP16_MIN_NORMAL, ceil=ceil)
             if np.max(scales) > _FP16_MAX:
                 raise PlanError(f"{graph.where(op_index)}: weights reach {np.max(np.abs(w)):.3g}, beyond fp16 scales")
             plan.tensors[graph.tensors[t].name] = Encoding(
@@ -441,7 +473,8 @@ def _plan_weights_and_biases(
                 scale=[float(s) for s in scales],
                 zero_point=[0] * scales.size,
                 axis=axis,
-                rule=f"symmetric INT4 weights per block of {block} values, fp16 and bf16 scales chosen by weight MSE",
+                rule=f"symmetric INT4 weights per block of {block} values, "
+                f"{'fp16 and bf16' if op.kind == 'FULLY_CONNECTED' else 'fp16'} scales chosen by weight MSE",
                 narrow_range=True,
                 block_size=block,
             )
@@ -455,6 +488,18 @@ def _plan_weights_and_biases(
                 zero_point=[0] * scales.size,
                 axis=0,
                 rule=f"symmetric {dtype} table per row, read as float rows, fp16 scales chosen by weight MSE",
+                narrow_range=True,
+            )
+            continue
+        if scheme.weight_only:
+            # A convolution's weight DEQUANTIZEd to float: no integer multiplier or bias, fp16 scales per channel.
+            scales = mse_scales(weight_groups(w, axis), wmax, _FP16_MIN_NORMAL)
+            plan.tensors[graph.tensors[t].name] = Encoding(
+                dtype=dtype,
+                scale=[float(s) for s in scales],
+                zero_point=[0] * scales.size,
+                axis=axis,
+                rule=f"symmetric per-channel {dtype} weights dequantized to float, fp16 scales chosen by weight MSE",
                 narrow_range=True,
             )
             continue
