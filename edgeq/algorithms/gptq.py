@@ -174,11 +174,12 @@ def _fake_quant(w: np.ndarray, scale: np.ndarray, zero: np.ndarray, qmin: int, q
 
 
 def _per_element(enc: Encoding, shape: tuple[int, ...], which: str) -> np.ndarray:
-    """The encoding's scale or zero point for every weight element (float64), broadcast as quantize_array
-    applies them: per block of the last axis, per channel along `axis`, or one for the tensor."""
+    """The encoding's scale or zero point for every weight element (float64, in the weight's shape), broadcast
+    as quantize_array applies them: per block of the last axis (FC [out, in], CONV_2D [out, kh, kw, in]: a
+    block is a run of im2col columns within one (kh, kw)), per channel along `axis`, or one for the tensor."""
     values = (enc.scales() if which == "scale" else enc.zero_points()).astype(np.float64)
     if enc.block_size:
-        return np.repeat(values.reshape(shape[0], -1), enc.block_size, axis=1)
+        return np.repeat(values.reshape(*shape[:-1], -1), enc.block_size, axis=-1)
     if values.size > 1:
         bshape = [1] * len(shape)
         bshape[enc.axis] = -1

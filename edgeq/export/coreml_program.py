@@ -270,13 +270,14 @@ def half_exact(scale: float, where: str) -> np.float16:
 
 def weight_scales(enc: Encoding, shape: tuple[int, ...], to_mil: tuple[int, ...], where: str) -> np.ndarray:
     """The plan's weight scales as an fp16 array of the weight's rank in MIL layout: size C on the channel
-    axis (per channel), [out, in / block] for blockwise FC weights, all ones when per tensor."""
+    axis (per channel), blocks along the last TFLite axis for blockwise weights (FC [out, in / block], CONV_2D
+    [out, kh, kw, in / block]), all ones when per tensor."""
     scales = np.asarray([half_exact(s, where) for s in enc.scale], dtype=np.float16)
     rank = len(shape)
     if getattr(enc, "block_size", 0):
-        if rank != 2 or enc.axis != 0:
-            raise PlanError(f'weight "{where}": blockwise scales are planned for [out, in] weights only')
-        blocked = scales.reshape(shape[0], shape[1] // enc.block_size)
+        if rank < 2 or enc.axis != 0 or shape[-1] % enc.block_size:
+            raise PlanError(f'weight "{where}": blockwise scales are planned along the last axis of [out, ...] weights')
+        blocked = scales.reshape(*shape[:-1], shape[-1] // enc.block_size)
         return np.transpose(blocked, to_mil)
     tfl_shape = [1] * rank
     if enc.per_channel:
@@ -286,14 +287,14 @@ def weight_scales(enc: Encoding, shape: tuple[int, ...], to_mil: tuple[int, ...]
 
 def dequantize(q: np.ndarray, enc: Encoding, shape: tuple[int, ...]) -> np.ndarray:
     """(q - zero_point) * scale in float64 then float32: per channel along enc.axis, or per block of
-    enc.block_size along the input dimension of an [out, in] weight."""
+    enc.block_size along the last (input) axis of an [out, in] or [out, kh, kw, in] weight."""
     q = np.asarray(q, dtype=np.float64).reshape(shape)
     scale = np.asarray(enc.scale, dtype=np.float64)
     zp = np.asarray(enc.zero_point, dtype=np.float64)
     if enc.block_size:
-        blocks = (shape[0], shape[1] // enc.block_size)
-        scale = np.repeat(scale.reshape(blocks), enc.block_size, axis=1)
-        zp = np.repeat(zp.reshape(blocks), enc.block_size, axis=1)
+        blocks = (*shape[:-1], shape[-1] // enc.block_size)
+        scale = np.repeat(scale.reshape(blocks), enc.block_size, axis=-1)
+        zp = np.repeat(zp.reshape(blocks), enc.block_size, axis=-1)
     elif scale.size > 1:
         bshape = [1] * q.ndim
         bshape[enc.axis] = -1

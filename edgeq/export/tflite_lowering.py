@@ -3,17 +3,24 @@
 The plan decides every encoding; this module only applies it: integer constants, quantization
 parameters, and QUANTIZE / DEQUANTIZE where float meets integer (model I/O, ops left float, and ops
 reading a hybrid weight, which LiteRT computes with float activations: FULLY_CONNECTED with blockwise
-INT4 weights, EMBEDDING_LOOKUP with a table quantized per row or per block).
+INT4 weights, EMBEDDING_LOOKUP with a table quantized per row or per block). Convolutions under weight-only
+schemes read their INT4 weight through DEQUANTIZE (LiteRT has no conv taking INT4 weights with float
+activations): per channel as it is, per block as an INT4 [blocks, block_size] constant quantized per row
+(one scale per block), DEQUANTIZEd and RESHAPEd back to the conv's layout.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from edgeq.errors import PlanError
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
 from edgeq.quant.plan import Encoding, QuantPlan
 from edgeq.quant.schemes import quantize_array, storage_dtype
+
+_CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def _quant(enc: Encoding) -> Quantization:
@@ -31,8 +38,20 @@ def _hybrid_weights(graph: Graph, plan: QuantPlan) -> dict[int, int]:
             if enc is None:
                 continue
             table = op.kind == "EMBEDDING_LOOKUP" and pos == 1 and (enc.per_channel or enc.dtype == "int4")
-            if enc.block_size or table:
+            if (enc.block_size and op.kind not in _CONVOLUTIONS) or table:
                 found[i] = pos
+    return found
+
+
+def _dequantized_weights(graph: Graph, plan: QuantPlan) -> dict[int, int]:
+    """Op index -> weight slot of each convolution that computes in float on a DEQUANTIZEd INT4 weight: its
+    weight is encoded, its input is not (weight-only schemes)."""
+    found = {}
+    for i, op in enumerate(graph.ops):
+        if op.kind in _CONVOLUTIONS and len(op.inputs) > 1 and min(op.inputs[:2]) >= 0:
+            x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+            if w.is_constant and w.name in plan.tensors and x.name not in plan.tensors:
+                found[i] = 1
     return found
 
 
@@ -47,7 +66,10 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
     # integer). Tensors stored as integers in the file: everything the plan encodes, except graph I/O kept
     # float and values produced by float-computing ops (they get a QUANTIZE after them instead).
     hybrid = _hybrid_weights(out, plan)
-    float_ops = {f.index for f in plan.float_ops} | set(hybrid)
+    dequantized = _dequantized_weights(out, plan)
+    float_ops = {f.index for f in plan.float_ops} | set(hybrid) | set(dequantized)
+    block_rows = {out.ops[i].inputs[pos] for i, pos in dequantized.items()
+                  if plan.tensors[out.tensors[out.ops[i].inputs[pos]].name].block_size}
     producers = out.producers()
     float_io = plan.io_dtype == "float32"
     native_float = set()
@@ -62,6 +84,8 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
         if t in native_float:
             continue
         _encode_tensor(out.tensors[t], enc)
+        if t in block_rows:
+            _as_block_rows(out.tensors[t], enc)
 
     converted: dict[tuple[int, str], int] = {}
     new_ops: list[Op] = []
@@ -101,6 +125,9 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
             if (i, pos) in requantize:
                 inputs[pos] = _requantized(out, new_ops, t, requantize[(i, pos)], i)
         for pos, t in enumerate(inputs):
+            if dequantized.get(i) == pos and t in block_rows:
+                inputs[pos] = _dequantized_blocks(out, new_ops, t, graph.tensors[t].shape)
+                continue
             if t < 0 or out.tensors[t].name not in plan.tensors or hybrid.get(i) == pos:
                 continue  # not encoded, or a hybrid weight: the op reads its integers as they are
             is_float = t in native_float
@@ -130,6 +157,29 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
     out.outputs = outputs
     out.ops = new_ops
     return out
+
+
+def _as_block_rows(tensor: Tensor, enc: Encoding) -> None:
+    """A blockwise-encoded convolution weight (integers already in place) as LiteRT's DEQUANTIZE takes it:
+    [blocks, block_size], per channel along axis 0, one scale per block (the plan's order: row-major over
+    [out, kh, kw, in / block_size])."""
+    assert tensor.data is not None
+    tensor.data = tensor.data.reshape(-1, enc.block_size)
+    tensor.shape = tuple(tensor.data.shape)
+    tensor.shape_signature = None
+    tensor.quant = Quantization(scale=enc.scales(), zero_point=enc.zero_points(), axis=0)
+
+
+def _dequantized_blocks(g: Graph, ops: list[Op], t: int, shape: tuple[int, ...]) -> int:
+    """DEQUANTIZE of a block-rows weight, RESHAPEd to the convolution's weight `shape`."""
+    src = g.tensors[t]
+    rows = g.add_tensor(Tensor(name=f"{src.name}/dequantized", shape=src.shape, dtype="float32"))
+    ops.append(Op(kind="DEQUANTIZE", inputs=[t], outputs=[rows]))
+    new_shape = g.add_tensor(Tensor(name=f"{src.name}/shape", shape=(len(shape),), dtype="int32",
+                                    data=np.asarray(shape, dtype=np.int32)))
+    weight = g.add_tensor(Tensor(name=f"{src.name}/reshaped", shape=tuple(shape), dtype="float32"))
+    ops.append(Op(kind="RESHAPE", inputs=[rows, new_shape], outputs=[weight]))
+    return weight
 
 
 def _encoded_dtype(g: Graph, plan: QuantPlan, t: int) -> str | None:

@@ -30,7 +30,7 @@ class Scheme:
     activation_dtype: str  # int8 or int16; float32: weight-only (activations stay float)
     weight_dtype: str  # int8 or int4
     bias_dtype: str  # int32 or int64; float32 under weight-only schemes
-    block_size: int = 0  # > 0: FULLY_CONNECTED weights per block of this many inputs (INT4 only)
+    block_size: int = 0  # > 0: FULLY_CONNECTED (and, weight-only, CONV_2D) weights per block of this many inputs
 
     @property
     def activation_symmetric(self) -> bool:
@@ -52,7 +52,8 @@ SCHEMES: dict[str, Scheme] = {
     "int4-channel": Scheme("int4-channel", "int8", "int4", "int32"),
     **{f"int4-block{b}": Scheme(f"int4-block{b}", "int8", "int4", "int32", b) for b in INT4_BLOCK_SIZES},
     # Weight-only INT4 (transformers, whose layer norms and softmaxes int8 activations ruin): blockwise
-    # FULLY_CONNECTED and EMBEDDING_LOOKUP tables, every other op and every activation float.
+    # FULLY_CONNECTED, EMBEDDING_LOOKUP tables and CONV_2D (blocks along the input channels; the .tflite
+    # dequantizes them to the float conv), per-channel DEPTHWISE_CONV_2D; every other op and activation float.
     **{f"w4-block{b}": Scheme(f"w4-block{b}", "float32", "int4", "float32", b) for b in INT4_BLOCK_SIZES},
 }
 
@@ -140,18 +141,19 @@ def quantize_array(
     block_size: int = 0,
 ) -> np.ndarray:
     """round(x / scale) + zero_point, clipped; per channel along `axis` when scale has several entries, or
-    per block of `block_size` along the last axis of a 2-D x (scales flattened row-major [rows][blocks]).
+    per block of `block_size` along the last axis of x (a 2-D FULLY_CONNECTED weight, a 4-D CONV_2D one;
+    scales flattened row-major [leading axes][blocks]).
     `narrow` keeps weights in [-qmax, qmax] as the spec requires (int8 [-127, 127], int4 [-7, 7])."""
     x = np.asarray(x, dtype=np.float64)
     scale = np.asarray(scale, dtype=np.float64)
     zero_point = np.asarray(zero_point, dtype=np.int64)
     shape = x.shape
     if block_size:
-        if x.ndim != 2 or shape[1] % block_size or scale.size * block_size != x.size:
+        if x.ndim < 2 or shape[-1] % block_size or scale.size * block_size != x.size:
             raise PlanError(f"{scale.size} block scales of {block_size} do not tile a weight of shape {list(shape)}")
-        x = x.reshape(shape[0], shape[1] // block_size, block_size)
-        scale = scale.reshape(shape[0], -1, 1)
-        zero_point = zero_point.reshape(shape[0], -1, 1)
+        x = x.reshape(-1, block_size)
+        scale = scale.reshape(-1, 1)
+        zero_point = zero_point.reshape(-1, 1)
     elif scale.size > 1:
         bshape = [1] * x.ndim
         bshape[axis] = -1

@@ -21,7 +21,8 @@ CLIP_RATIOS: tuple[float, ...] = tuple(float(r) for r in np.linspace(1.0, 0.5, 4
 
 def weight_groups(w: np.ndarray, axis: int, block_size: int = 0) -> np.ndarray:
     """The weights as [groups, values]: one row per channel along `axis`, or, with block_size, one row
-    per block of `block_size` consecutive inputs of a 2-D [out, in] weight (row-major: [out][in/B])."""
+    per block of `block_size` consecutive values of the last axis (row-major: FULLY_CONNECTED [out][in/B],
+    CONV_2D [out][kh][kw][in/B])."""
     w = np.asarray(w, dtype=np.float64)
     if block_size:
         return w.reshape(-1, block_size)
