@@ -152,6 +152,8 @@ def _check_weights(prog: MILProgram, qm: QuantizedModel, tfl: dict, tensor_map: 
             result.weight_mismatches.append(f"fp16 package holds {len(weights)} quantized weights")
         return
     float_ops = {qm.float_model.graph.tensors[t].name for f in qm.plan.float_ops for t in _op_inputs(qm, f.index)}
+    # A blockwise CONV_2D weight is stored [blocks, block size] in the .tflite: compared in the model's layout.
+    shapes = {t.name: t.shape for t in qm.float_model.graph.tensors}
     for name in expected:
         if name in float_ops or name in tensor_map["float_weights"]:
             continue
@@ -166,11 +168,12 @@ def _check_weights(prog: MILProgram, qm: QuantizedModel, tfl: dict, tensor_map: 
             continue
         params = prog.constexpr_params(op_name)
         data = params.get("data", params.get("quantized_data"))
-        want_q = np.transpose(np.asarray(tensor.data).reshape(tensor.shape), to_mil)
+        shape = shapes.get(name, tensor.shape)
+        want_q = np.transpose(np.asarray(tensor.data).reshape(shape), to_mil)
         if data is None or data.shape != want_q.shape or not np.array_equal(data.astype(np.int64), want_q):
             result.weight_mismatches.append(f'"{name}": integers differ from the .tflite\'s')
             continue
-        want_scale = weight_scales(enc, tensor.shape, tuple(to_mil), name).astype(np.float32)
+        want_scale = weight_scales(enc, shape, tuple(to_mil), name).astype(np.float32)
         tfl_scale = np.asarray(tensor.quant.scale, dtype=np.float32) if tensor.quant is not None else None
         scale = np.asarray(params["scale"], dtype=np.float32)
         if tfl_scale is None or not np.array_equal(np.sort(tfl_scale.reshape(-1)), np.sort(want_scale.reshape(-1))):
