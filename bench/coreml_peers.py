@@ -1,8 +1,11 @@
 """edgeq's Core ML packages side by side with coremltools' own quantizers: same models, same data.
 
-For every zoo model, edgeq renders its int8 plan as `w8` and `w8a8` packages and its int4-block32 plan as
-`w4`. coremltools starts from edgeq's `fp16` package of the same model (the same float program, exported
-for the OS each mode needs: iOS16 / iOS17 / iOS18), so only the quantization differs:
+For every zoo model, edgeq renders its int8 plan as `w8` and `w8a8` packages and its w4-block32 plan
+(weight-only, like coremltools' weight quantizer: INT4 per block of 32 input channels on fully connected and
+convolution weights, per channel where 32 does not divide them, depthwise per channel) as `w4`; with --gptq
+also the same plan with GPTQ rounding (`edgeq w4 gptq`). coremltools starts from edgeq's `fp16` package of
+the same model (the same float program, exported for the OS each mode needs: iOS16 / iOS17 / iOS18), so only
+the quantization differs:
 
 - `ct w8`: linear_quantize_weights, int8 linear_symmetric per channel;
 - `ct w4`: linear_quantize_weights, int4 linear_symmetric per block of 32;
@@ -18,7 +21,8 @@ for the OS each mode needs: iOS16 / iOS17 / iOS18), so only the quantization dif
 Every package is evaluated with MILProgram (fp32, and also fp16 for w8a8) on the eval samples against the
 float .tflite in LiteRT: pooled output SQNR, mean cosine, top-1 agreement (classifiers), package bytes.
 
-    PYTHONPATH=. python -m bench.coreml_peers [--models a,b] [--calib 64] [--eval 32] [--out DIR] [--json F]
+    PYTHONPATH=. python -m bench.coreml_peers [--models a,b] [--modes w8,w8a8,w4] [--gptq] [--calib 64] [--eval 32]
+        [--out DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ import numpy as np  # noqa: E402
 
 from bench import zoo  # noqa: E402
 
-EDGEQ_MODES = {"w8": "int8", "w8a8": "int8", "w4": "int4-block32"}  # Core ML mode -> edgeq scheme
+EDGEQ_MODES = {"w8": "int8", "w8a8": "int8", "w4": "w4-block32"}  # Core ML mode -> edgeq scheme
+GPTQ_RECIPE = "edgeq w4 gptq"  # the w4 plan with GPTQ rounding (--gptq), compared with ct w4 as well
 MODE_OS = {"w8": "iOS16", "w8a8": "iOS17", "w4": "iOS18"}  # edgeq's minimum OS per mode; ct starts there too
 CT_RECIPES = ("ct w8", "ct w4", "ct w8a8", "ct w8a8 all")
 CT_MODE = {"ct w8": "w8", "ct w4": "w4", "ct w8a8": "w8a8", "ct w8a8 all": "w8a8"}
@@ -277,8 +282,12 @@ def evaluate(package: Path, ref: _Reference, precision: str, classifier: bool) -
     }
 
 
-def measure_model(name: str, n_calib: int, n_eval: int, ct_calib: int, out_dir: str) -> ModelResult:
-    """Every edgeq and coremltools package of one zoo model, evaluated; failures are recorded in the rows."""
+def measure_model(
+    name: str, n_calib: int, n_eval: int, ct_calib: int, out_dir: str, modes: tuple[str, ...] = tuple(EDGEQ_MODES),
+    gptq: bool = False,
+) -> ModelResult:
+    """Every edgeq and coremltools package of one zoo model in `modes`, evaluated; failures are recorded in
+    the rows. `gptq`: also the w4 plan with GPTQ rounding."""
     import edgeq
     from edgeq.runtime import LiteRT
     from edgeq.verify.mil_eval import MILProgram
@@ -297,13 +306,18 @@ def measure_model(name: str, n_calib: int, n_eval: int, ct_calib: int, out_dir: 
         plans: dict[str, Any] = {}
         plan_errors: dict[str, str] = {}
         plan_seconds: dict[str, float] = {}
-        for scheme in dict.fromkeys(EDGEQ_MODES.values()):
+        runs = {EDGEQ_MODES[m]: (EDGEQ_MODES[m], None) for m in modes}
+        if gptq:
+            runs[GPTQ_RECIPE] = (EDGEQ_MODES["w4"], ["gptq"])
+        for key, (scheme, algorithms) in runs.items():
             start = time.perf_counter()
             try:
-                plans[scheme] = edgeq.quantize(fm, edgeq.calibration.arrays(*calib), scheme=scheme, progress=False)
+                plans[key] = edgeq.quantize(
+                    fm, edgeq.calibration.arrays(*calib), scheme=scheme, algorithms=algorithms, progress=False
+                )
             except Exception as e:  # a scheme edgeq cannot plan yet is a result, not a crash
-                plan_errors[scheme] = _error(e)
-            plan_seconds[scheme] = time.perf_counter() - start
+                plan_errors[key] = _error(e)
+            plan_seconds[key] = time.perf_counter() - start
         base = plans.get("int8") or next(iter(plans.values()), None)
         if base is None:
             raise RuntimeError(f"no edgeq plan: {plan_errors}")
@@ -335,20 +349,25 @@ def measure_model(name: str, n_calib: int, n_eval: int, ct_calib: int, out_dir: 
                 row.error = _error(e)
             result.rows.append(row)
 
-    def edgeq_package(mode: str) -> Callable[[], Path]:
+    def edgeq_package(mode: str, key: str) -> Callable[[], Path]:
         def build() -> Path:
-            scheme = EDGEQ_MODES[mode]
-            if scheme not in plans:
-                raise RuntimeError(f"pending: edgeq.quantize(scheme={scheme!r}) failed: {plan_errors[scheme]}")
-            return plans[scheme].export_coreml(work / f"edgeq_{mode}.mlpackage", mode=mode)
+            if key not in plans:
+                raise RuntimeError(f"pending: edgeq.quantize({key!r}) failed: {plan_errors[key]}")
+            return plans[key].export_coreml(work / f"edgeq_{key.replace(' ', '_')}_{mode}.mlpackage", mode=mode)
 
         return build
 
     add("fp16", "fp16", lambda: fp16["w8"])
-    for mode, scheme in EDGEQ_MODES.items():
-        add(f"edgeq {mode}", mode, edgeq_package(mode), plan_seconds[scheme])
-    add("ct w8", "w8", lambda: ct_weights(fp16["w8"], work / "ct_w8.mlpackage", "int8"))
-    add("ct w4", "w4", lambda: ct_weights(fp16["w4"], work / "ct_w4.mlpackage", "int4"))
+    for mode in modes:
+        add(f"edgeq {mode}", mode, edgeq_package(mode, EDGEQ_MODES[mode]), plan_seconds[EDGEQ_MODES[mode]])
+    if gptq:
+        add(GPTQ_RECIPE, "w4", edgeq_package("w4", GPTQ_RECIPE), plan_seconds[GPTQ_RECIPE])
+    if "w8" in modes:
+        add("ct w8", "w8", lambda: ct_weights(fp16["w8"], work / "ct_w8.mlpackage", "int8"))
+    if "w4" in modes:
+        add("ct w4", "w4", lambda: ct_weights(fp16["w4"], work / "ct_w4.mlpackage", "int4"))
+    if "w8a8" not in modes:
+        return result
     shapes = {n: tuple(s) for n, s, _ in program.inputs}  # the first ct_calib of edgeq's calibration samples
     calib_samples = [_feeds(ref.inputs, shapes, [x[i : i + 1] for x in calib]) for i in range(result.ct_calib)]
     calibration = _Calibration()
@@ -385,14 +404,14 @@ def format_model(r: ModelResult) -> str:
         return f"{head}\n   FAILED {r.error}"
     lines = [
         head,
-        f"   {'recipe':<12} {'eval':<4} {'SQNR dB':>8} {'worst':>7} {'median':>7} {'cosine':>8} {'top-1':>6} "
+        f"   {'recipe':<13} {'eval':<4} {'SQNR dB':>8} {'worst':>7} {'median':>7} {'cosine':>8} {'top-1':>6} "
         f"{'bytes':>10} {'edgeq-ct dB':>11} {'size e/ct':>9}",
         "   (SQNR pooled over samples and outputs; worst: the worst output's; median: of per-sample SQNRs)",
     ]
-    edgeq = {(row.mode, row.precision): row for row in r.rows if row.recipe.startswith("edgeq")}
+    edgeq = {(row.mode, row.precision): row for row in r.rows if row.recipe == f"edgeq {row.mode}"}
     for row in r.rows:
         if row.error:
-            lines.append(f"   {row.recipe:<12} {row.precision:<4} FAILED {row.error}")
+            lines.append(f"   {row.recipe:<13} {row.precision:<4} FAILED {row.error}")
             continue
         delta = ratio = None
         mine = edgeq.get((row.mode, row.precision))
@@ -400,7 +419,7 @@ def format_model(r: ModelResult) -> str:
             delta = _delta(mine, row)
             ratio = mine.size_bytes / row.size_bytes if mine.size_bytes and row.size_bytes else None
         lines.append(
-            f"   {row.recipe:<12} {row.precision:<4} {_f(row.sqnr_db, '8.2f')} {_f(row.min_output_sqnr_db, '7.2f')} "
+            f"   {row.recipe:<13} {row.precision:<4} {_f(row.sqnr_db, '8.2f')} {_f(row.min_output_sqnr_db, '7.2f')} "
             f"{_f(row.median_sample_sqnr_db, '7.2f')} {_f(row.cosine, '8.5f')} {_f(row.top1_agreement, '6.3f')} "
             f"{row.size_bytes or 0:>10} {_f(delta, '+11.2f')} {_f(ratio, '9.3f')}"
         )
@@ -419,12 +438,13 @@ def summarize(results: list[ModelResult]) -> list[dict[str, Any]]:
     """Per ct recipe and precision: on how many models edgeq's SQNR >= theirs at <= their package size (and
     each half of that on its own)."""
     summary = []
-    for recipe in CT_RECIPES:
+    pairs = [(f"edgeq {CT_MODE[recipe]}", recipe) for recipe in CT_RECIPES] + [(GPTQ_RECIPE, "ct w4")]
+    for ours, recipe in pairs:
         mode = CT_MODE[recipe]
         for precision in ("fp32", "fp16") if mode == "w8a8" else ("fp32",):
             entry: dict[str, Any] = {
                 "ct": recipe,
-                "edgeq": f"edgeq {mode}",
+                "edgeq": ours,
                 "precision": precision,
                 "compared": 0,
                 "sqnr_ge": 0,
@@ -434,7 +454,7 @@ def summarize(results: list[ModelResult]) -> list[dict[str, Any]]:
             }
             for r in results:
                 rows = {row.recipe: row for row in r.rows if row.precision == precision and row.error is None}
-                mine, theirs = rows.get(f"edgeq {mode}"), rows.get(recipe)
+                mine, theirs = rows.get(ours), rows.get(recipe)
                 if mine is None or theirs is None:
                     continue
                 delta = _delta(mine, theirs)
@@ -454,7 +474,7 @@ def format_summary(summary: list[dict[str, Any]], n_models: int) -> str:
     lines = ["== summary: edgeq SQNR >= coremltools SQNR at <= package size"]
     for s in summary:
         lines.append(
-            f"   {s['edgeq']:<11} vs {s['ct']:<12} ({s['precision']}): {s['edgeq_wins']}/{s['compared']} models "
+            f"   {s['edgeq']:<13} vs {s['ct']:<12} ({s['precision']}): {s['edgeq_wins']}/{s['compared']} models "
             f"(of {n_models}); SQNR >= on {s['sqnr_ge']}, size <= on {s['size_le']}"
         )
     return "\n".join(lines)
@@ -463,11 +483,14 @@ def format_summary(summary: list[dict[str, Any]], n_models: int) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def run(names: list[str], n_calib: int, n_eval: int, ct_calib: int, out_dir: Path, jobs: int) -> list[ModelResult]:
+def run(
+    names: list[str], n_calib: int, n_eval: int, ct_calib: int, out_dir: Path, jobs: int,
+    modes: tuple[str, ...] = tuple(EDGEQ_MODES), gptq: bool = False,
+) -> list[ModelResult]:
     """Measure the models, `jobs` at a time in spawned processes; each table is printed as its model ends."""
     order = sorted(names, key=lambda n: zoo.get(n).source == "keras")  # the big models first
     results: dict[str, ModelResult] = {}
-    args = (n_calib, n_eval, ct_calib, str(out_dir))
+    args = (n_calib, n_eval, ct_calib, str(out_dir), modes, gptq)
     if jobs <= 1:
         for name in order:
             results[name] = measure_model(name, *args)
@@ -501,7 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="work directory for the packages (default: a temporary one, removed)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--jobs", type=int, default=2, help="models measured in parallel processes")
+    ap.add_argument("--modes", default=",".join(EDGEQ_MODES), help="Core ML modes compared (default: all)")
+    ap.add_argument("--gptq", action="store_true", help="also the w4 plan with algorithms=['gptq']")
     args = ap.parse_args(argv)
+    modes = tuple(m for m in args.modes.split(",") if m)
+    if any(m not in EDGEQ_MODES for m in modes):
+        ap.error(f"--modes: choose from {', '.join(EDGEQ_MODES)}")
     names = [n for n in args.models.split(",") if n]
     for n in names:
         zoo.get(n)  # unknown names fail before any work
@@ -510,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     print("\n".join(f"note: {n}" for n in NOTES), flush=True)
     try:
-        results = run(names, args.calib, args.eval, ct_calib, out_dir, args.jobs)
+        results = run(names, args.calib, args.eval, ct_calib, out_dir, args.jobs, modes, args.gptq)
     finally:
         if not args.out:
             shutil.rmtree(out_dir, ignore_errors=True)
