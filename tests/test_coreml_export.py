@@ -239,3 +239,35 @@ def test_int4_embedding_table_is_a_package_weight(tmp_path: Path, scheme: str, s
     r = edgeq.verify_coreml(path, qm, data=edgeq.calibration.arrays(ids), samples=4)
     assert r.weights_checked == 1 and r.weights_exact
     assert r.outputs[0].relative_error_vs_stored < 1e-6
+
+
+def test_verify_rebuilds_the_map_and_catches_tampering(tmp_path):
+    """The package carries no tensor map (verification rebuilds it from the plan and the export arguments in
+    the metadata); a weight integer changed on disk, or a program that is not the plan's, is reported."""
+    from edgeq.errors import CoreMLError
+
+    qm = _quantized("keras_cnn_ops")
+    entry = zoo.get("keras_cnn_ops")
+    data = edgeq.calibration.arrays(*entry.eval(2, 0))
+    path = qm.export_coreml(tmp_path / "m.mlpackage", mode="w8", weight_threshold=0)
+    meta = ct.models.MLModel(str(path), skip_model_load=True).user_defined_metadata
+    assert "com.github.edgeq.tensor_map" not in meta
+    assert meta["com.github.edgeq.minimum_os"] == "iOS16" and meta["com.github.edgeq.weight_threshold"] == "0"
+    clean = edgeq.verify_coreml(path, qm, data=data, samples=2)
+    assert clean.weights_exact and clean.weights_checked == 5 and clean.weights_float == 0
+    # The fully connected weight's int8 bytes, found in the weight file and one of them changed.
+    fc = next(t for t in qm.graph.tensors if t.data is not None and t.quant is not None and len(t.shape) == 2)
+    blob = path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    raw = bytearray(blob.read_bytes())
+    at = raw.find(np.asarray(fc.data, dtype=np.int8).reshape(fc.shape).tobytes())
+    assert at > 0
+    raw[at + 7] = (raw[at + 7] + 1) % 256
+    blob.write_bytes(bytes(raw))
+    tampered = edgeq.verify_coreml(path, qm, data=data, samples=2)
+    assert tampered.weight_mismatches == [f'"{fc.name}": integers differ from the .tflite\'s']
+    # Export arguments that do not match the program: the rebuilt names are not in it.
+    model = ct.models.MLModel(str(path), skip_model_load=True)
+    model.user_defined_metadata["com.github.edgeq.weight_threshold"] = "2048"
+    model.save(str(tmp_path / "other.mlpackage"))
+    with pytest.raises(CoreMLError, match="differs from the one this plan builds"):
+        edgeq.verify_coreml(tmp_path / "other.mlpackage", qm, data=data, samples=2)

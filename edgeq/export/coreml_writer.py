@@ -9,7 +9,6 @@ is that the package carries the plan's integers and scales exactly. Only coremlt
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import ctypes.util
 import hashlib
@@ -18,7 +17,6 @@ import os
 import shutil
 import tempfile
 import uuid
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,8 +114,9 @@ def _image_layout(shape: tuple[int, ...], where: str) -> tuple[tuple[int, ...], 
 def build_program(
     qm: QuantizedModel, mode: str, target, image: ImageInput | None, weight_threshold: int = 0
 ) -> tuple[Program, dict, list]:
-    """The MIL program of the plan in `mode`, the tensor map that verification reads back (tensor index in the
+    """The MIL program of the plan in `mode`, the tensor map that verification rebuilds (tensor index in the
     float graph -> [MIL name, perm] for activations and weights), and coremltools input types."""
+    mb.name_count.clear()  # the builder numbers implicit constants process-wide: every build starts from zero
     graph = host_graph(qm.float_model.graph) or qm.float_model.graph
     L = Lowering(
         graph, qm.plan, mode, _integers(qm), target, float_ops={f.index for f in qm.plan.float_ops},
@@ -197,15 +196,30 @@ def build_program(
     return prog, tensor_map, input_types
 
 
-def encode_tensor_map(tensor_map: dict) -> str:
-    """JSON, zlib-compressed and base64-encoded: the map is for verification, and bytes in a package are
-    bytes on a phone (EfficientNet's map is 15 KB as JSON, 4 KB this way)."""
-    text = json.dumps(tensor_map, sort_keys=True, separators=(",", ":"))
-    return base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+def _export_metadata(mode: str, target, image: ImageInput | None, weight_threshold: int) -> dict[str, str]:
+    """The export arguments that shape the program, as package metadata: with the plan they rebuild it."""
+    meta = {"mode": mode, "minimum_os": target.name}
+    if mode in ("w8", "w4"):  # the only modes that keep small weights fp16
+        meta["weight_threshold"] = str(weight_threshold)
+    if image is not None:
+        bias = list(image.bias) if isinstance(image.bias, Sequence) else image.bias
+        meta["image_input"] = json.dumps([image.name, image.scale, bias, image.color_layout], separators=(",", ":"))
+    return {EDGEQ_METADATA_PREFIX + k: v for k, v in meta.items()}
 
 
-def decode_tensor_map(value: str) -> dict:
-    return json.loads(zlib.decompress(base64.b64decode(value)))
+def rebuild_tensor_map(qm: QuantizedModel, metadata: dict[str, str]) -> dict:
+    """The tensor map of a package edgeq wrote from `qm`'s plan (tensor index -> MIL names, see build_program).
+
+    The build is deterministic, so the plan and the export arguments kept in the package's metadata give the
+    same program and names again: the map stays out of the package (it was 0.1-0.2% of a w8 package's bytes)."""
+    mode = metadata[EDGEQ_METADATA_PREFIX + "mode"]
+    target = getattr(ct.target, metadata.get(EDGEQ_METADATA_PREFIX + "minimum_os", MODE_MIN_OS[mode]))
+    threshold = int(metadata.get(EDGEQ_METADATA_PREFIX + "weight_threshold", "0"))
+    image = None
+    if EDGEQ_METADATA_PREFIX + "image_input" in metadata:
+        name, scale, bias, layout = json.loads(metadata[EDGEQ_METADATA_PREFIX + "image_input"])
+        image = ImageInput(scale=scale, bias=bias, color_layout=layout, name=name)
+    return build_program(qm, mode, target, image, threshold)[1]
 
 
 def _image_bias(image: ImageInput, channels: int) -> list[float]:
@@ -264,7 +278,7 @@ def export_coreml(
     path = Path(path)
     if path.suffix != ".mlpackage":
         raise PlanError(f"{path}: a Core ML ML program is saved as a directory ending in .mlpackage")
-    prog, tensor_map, input_types = build_program(qm, mode, target, image_input, weight_threshold)
+    prog, _, input_types = build_program(qm, mode, target, image_input, weight_threshold)
     graph = qm.float_model.graph
     classifier = None
     if class_labels is not None:
@@ -291,11 +305,10 @@ def export_coreml(
     meta = model.user_defined_metadata
     meta.pop("com.github.apple.coremltools.conversion_date", None)  # same inputs, same bytes
     meta[EDGEQ_METADATA_PREFIX + "version"] = __version__
-    meta[EDGEQ_METADATA_PREFIX + "mode"] = mode
+    meta.update(_export_metadata(mode, target, image_input, weight_threshold))
     meta[EDGEQ_METADATA_PREFIX + "scheme"] = qm.plan.scheme
     meta[EDGEQ_METADATA_PREFIX + "model_sha256"] = qm.plan.model_sha256
     meta[EDGEQ_METADATA_PREFIX + "plan_sha256"] = hashlib.sha256(qm.plan.to_json().encode()).hexdigest()
-    meta[EDGEQ_METADATA_PREFIX + "tensor_map"] = encode_tensor_map(tensor_map)
     _describe(model, qm, mode, image_input)
     _save_atomic(model, path)
     return path

@@ -19,7 +19,7 @@ from edgeq.calibrate.data import validated
 from edgeq.calibrate.runner import input_specs
 from edgeq.errors import CoreMLError
 from edgeq.export.coreml_program import dequantize, weight_scales
-from edgeq.export.coreml_writer import decode_tensor_map
+from edgeq.export.coreml_writer import rebuild_tensor_map
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
 from edgeq.ir.tflite_reader import read_tflite
@@ -128,9 +128,16 @@ def verify_coreml(
     plan_hash = hashlib.sha256(qm.plan.to_json().encode()).hexdigest()
     if meta.get(META + "plan_sha256") != plan_hash:
         raise CoreMLError(f"{package}: written from another plan than this QuantizedModel's ({plan_hash[:12]})")
-    tensor_map = decode_tensor_map(meta[META + "tensor_map"])
+    tensor_map = rebuild_tensor_map(qm, meta)  # what this plan's package holds where, by MIL name
+    rebuilt = {op for op, _ in tensor_map["weights"].values()}
+    if rebuilt != prog.constexpr_ops:
+        differ = sorted(rebuilt ^ prog.constexpr_ops)
+        raise CoreMLError(
+            f"{package}: the program differs from the one this plan builds (compressed weights {differ[:3]} in one "
+            f"only): modified, or written by another edgeq version than {meta.get(META + 'version')}'s export"
+        )
     names = (host_graph(qm.float_model.graph) or qm.float_model.graph).tensors
-    for key in ("values", "weights"):  # stored by tensor index: names would double the package of a small model
+    for key in ("values", "weights"):
         tensor_map[key] = {names[int(t)].name: v for t, v in tensor_map[key].items()}
     tensor_map["float_weights"] = {names[int(t)].name for t in tensor_map["float_weights"]}
     mode = meta[META + "mode"]

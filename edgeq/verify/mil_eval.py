@@ -197,6 +197,7 @@ class MILProgram:
                 raise CoreMLError(f"program output '{name}' is not produced by any op")
         self._constexpr_cache: dict[tuple[str, str], Val] = {}
         self._consts = {o.outputs[0][0]: o.const for o in self._ops if o.const is not None}
+        self.constexpr_ops = {o.name for o in self._ops if o.type.startswith("constexpr_")}  # compressed weights
 
     def constexpr_params(self, op_name: str) -> dict[str, Any]:
         """The stored parameters of a constexpr op (by op or output name), as decoded from the file.
