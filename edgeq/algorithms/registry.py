@@ -36,6 +36,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("gptq", "plan", "edgeq.algorithms.gptq:gptq", "second-order weight rounding (INT4, INT8)", 10),
         Algorithm("cle", "float", "edgeq.algorithms.cle:run", "cross-layer equalization of weight ranges", 10),
         Algorithm("awq", "float", "edgeq.algorithms.awq:run", "activation-aware channel scaling (exact folds)", 15),
+        Algorithm("smoothquant", "float", "edgeq.algorithms.smoothquant:run", "activation outliers into weights", 20),
         Algorithm("adaround", "plan", "edgeq.algorithms.adaround:run", "learned weight rounding, layer by layer", 20),
         Algorithm("bias_correction", "plan", "edgeq.algorithms.bias_correction:run", "empirical bias correction", 30),
     )
