@@ -34,6 +34,9 @@ ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in (
         Algorithm("gptq", "plan", "edgeq.algorithms.gptq:gptq", "second-order weight rounding (INT4, INT8)", 10),
+        Algorithm(
+            "depthwise_rounding", "plan", "edgeq.algorithms.depthwise_rounding:run", "exact depthwise rounding", 5
+        ),
         Algorithm("cle", "float", "edgeq.algorithms.cle:run", "cross-layer equalization of weight ranges", 10),
         Algorithm("awq", "float", "edgeq.algorithms.awq:run", "activation-aware channel scaling (exact folds)", 15),
         Algorithm("smoothquant", "float", "edgeq.algorithms.smoothquant:run", "activation outliers into weights", 20),
