@@ -13,7 +13,7 @@ import edgeq
 from edgeq.algorithms.gptq import _per_element
 from edgeq.export.coreml_program import dequantize
 from edgeq.export.tflite_writer import write_tflite
-from edgeq.ir.graph import Graph, Op, Tensor
+from edgeq.ir.graph import Graph, Op, Quantization, Tensor
 from edgeq.ir.tflite_reader import read_tflite
 from edgeq.quant.schemes import fp16_ceil, qrange, quantize_array
 from edgeq.runtime import LiteRT
@@ -182,3 +182,21 @@ def test_gptq_grid_helper_matches_quantize_array() -> None:
     assert per.shape == w.shape
     q = quantize_array(w, enc.scales(), enc.zero_points(), 0, "int4", narrow=True, block_size=32)
     assert np.array_equal(np.clip(np.round(w / per), -7, 7), q)
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((9 * 2, 32), 0), ((1, 3, 3, 7), 3), ((5, 3), 0)])
+def test_native_dequantize_int4_per_channel_is_bit_exact_with_ref(shape: tuple[int, ...], axis: int) -> None:
+    """The C interpreter's INT4 DEQUANTIZE (packed, low nibble first; odd element counts too) against LiteRT
+    BUILTIN_REF, per channel as the blockwise and depthwise weights use it."""
+    from edgeq.verify.native import NativeModel
+
+    rng = np.random.default_rng(sum(shape))
+    q = rng.integers(-8, 8, size=shape).astype(np.int8)
+    scale = np.exp(rng.normal(size=shape[axis])).astype(np.float16).astype(np.float32)
+    quant = Quantization(scale=scale, zero_point=np.zeros(scale.size, dtype=np.int64), axis=axis)
+    tensors = [Tensor("w", shape, "int4", data=q, quant=quant), Tensor("y", shape, "float32")]
+    model = write_tflite(Graph(tensors=tensors, ops=[Op("DEQUANTIZE", [0], [1])], inputs=[], outputs=[1]))
+    ours = NativeModel(model).run([])[0]
+    theirs = LiteRT(model, reference=True, threads=1).run([])[0]
+    assert ours.dtype == np.float32 and np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+    assert np.array_equal(ours, Quantization(scale, quant.zero_point, axis).dequantize(q).astype(np.float32))
