@@ -85,56 +85,60 @@ def channel_stats(layer: Layer, float_maps: list[np.ndarray], quant_maps: list[n
 def objective(q: np.ndarray, s: np.ndarray, cqq: np.ndarray, g: np.ndarray) -> np.ndarray:
     """s^2 q^T C_qq q - 2 s q^T g per channel (q [C, ..., K], s [C, ...]); g = C_qf w [C, K]. The output
     MSE up to a per-channel constant (the float output's variance)."""
-    quad = np.einsum("c...k,ckl,c...l->c...", q, cqq, q)
-    lin = np.einsum("c...k,ck->c...", q, g)
+    flat = q.reshape(q.shape[0], -1, q.shape[-1])
+    quad = np.sum(np.matmul(flat, cqq) * flat, axis=-1).reshape(q.shape[:-1])
+    lin = np.matmul(flat, g[:, :, None])[..., 0].reshape(q.shape[:-1])
     return s * s * quad - 2 * s * lin
 
 
 def _exhaustive(ratio: np.ndarray, s: np.ndarray, cqq: np.ndarray, g: np.ndarray, qmax: int) -> np.ndarray:
-    """Per channel and scale (ratio [C, S, K] = w / s), the best floor/ceil combination, [C, S, K]."""
+    """Per channel and scale (ratio [C, S, K] = w / s), the best floor/ceil combination, [C, S, K]. With
+    q = f + b (f the floor, b in {0, 1}^K), J(q) - J(f) = s^2 b^T C b + b^T (2 s^2 C f - 2 s g): the quadratic
+    part of every combination is one product per channel, the linear part one per scale."""
     k = ratio.shape[-1]
     combos = np.asarray(list(itertools.product((0.0, 1.0), repeat=k)))  # [2^k, K]
     floor = np.floor(ratio)
-    best = np.empty_like(ratio)
-    step = max(1, (1 << 22) // (ratio.shape[1] * combos.size))  # channels at once: bounds [c, S, 2^k, K]
-    for c in range(0, ratio.shape[0], step):
-        q = np.clip(floor[c : c + step, :, None, :] + combos[None, None], -qmax, qmax)
-        j = objective(q, s[c : c + step, :, None], cqq[c : c + step], g[c : c + step])  # [c, S, 2^k]
-        pick = np.argmin(j, axis=2)[..., None, None]
-        best[c : c + step] = np.take_along_axis(q, pick, axis=2)[:, :, 0]
-    return best
+    quad = np.sum(np.matmul(combos[None], cqq) * combos[None], axis=-1)  # [C, 2^k]
+    slope = 2 * s[..., None] ** 2 * np.matmul(floor, cqq) - 2 * s[..., None] * g[:, None, :]  # [C, S, K]
+    j = (s**2)[..., None] * quad[:, None, :] + slope @ combos.T  # [C, S, 2^k]
+    j = np.where((floor + 1 > qmax).astype(np.float64) @ combos.T > 0, np.inf, j)  # no step past qmax
+    return floor + combos[np.argmin(j, axis=-1)]
 
 
 def _improve(q: np.ndarray, s: np.ndarray, cqq: np.ndarray, g: np.ndarray, qmax: int) -> np.ndarray:
     """Best-improvement local search from q [C, S, K]: one weight +-1, or one +1 and another -1, until no
-    move lowers the objective (exact changes of the quadratic, so every accepted move lowers it)."""
-    q = q.copy()
+    move lowers the objective (exact changes of the quadratic, so every accepted move lowers it). Only the
+    (channel, scale) pairs that moved in the last step are searched again."""
     k = q.shape[-1]
-    diag = np.einsum("ckk->ck", cqq)[:, None, :]  # [C, 1, K]
-    pair = diag[..., :, None] + diag[..., None, :] - 2 * cqq[:, None]  # [C, 1, K, K]: C_ii + C_jj - 2 C_ij
-    s_ = s[..., None]
+    flat = q.reshape(-1, k).copy()
+    channel = np.repeat(np.arange(q.shape[0]), q.shape[1])
+    scales = s.reshape(-1)
+    trace = np.einsum("ckk->c", cqq)
     eye = np.eye(k, dtype=bool)
+    active = np.arange(flat.shape[0])
     for _ in range(MAX_MOVES):
-        grad = 2 * s_ * s_ * np.einsum("ckl,csl->csk", cqq, q) - 2 * s_ * g[:, None, :]  # dJ/dq, [C, S, K]
-        curv = s_ * s_ * diag
-        up = np.where(q + 1 <= qmax, grad + curv, np.inf)  # change of J for q_i + 1
-        down = np.where(q - 1 >= -qmax, -grad + curv, np.inf)  # for q_i - 1
-        swap = grad[..., :, None] - grad[..., None, :] + (s_ * s_)[..., None] * pair  # q_i + 1, q_j - 1
-        swap = np.where(eye | (q[..., :, None] + 1 > qmax) | (q[..., None, :] - 1 < -qmax), np.inf, swap)
-        moves = np.concatenate([up, down, swap.reshape(*swap.shape[:2], -1)], axis=-1)
-        best = np.argmin(moves, axis=-1)
-        gain = np.take_along_axis(moves, best[..., None], axis=-1)[..., 0]
-        go = gain < -1e-12 * s_[..., 0] ** 2 * np.einsum("ckk->c", cqq)[:, None]  # below rounding noise: stop
-        if not go.any():
+        if active.size == 0:
             break
-        ci, si = np.nonzero(go)
-        b = best[ci, si]
+        c, qa, sa = cqq[channel[active]], flat[active], scales[active][:, None]
+        diag = np.einsum("akk->ak", c)
+        grad = 2 * sa * sa * np.einsum("akl,al->ak", c, qa) - 2 * sa * g[channel[active]]  # dJ/dq
+        curv = sa * sa * diag
+        up = np.where(qa + 1 <= qmax, grad + curv, np.inf)  # change of J for q_i + 1
+        down = np.where(qa - 1 >= -qmax, -grad + curv, np.inf)  # for q_i - 1
+        pair = diag[:, :, None] + diag[:, None, :] - 2 * c  # C_ii + C_jj - 2 C_ij
+        swap = grad[:, :, None] - grad[:, None, :] + (sa * sa)[:, :, None] * pair  # q_i + 1, q_j - 1
+        swap = np.where(eye | (qa[:, :, None] + 1 > qmax) | (qa[:, None, :] - 1 < -qmax), np.inf, swap)
+        moves = np.concatenate([up, down, swap.reshape(len(active), -1)], axis=-1)
+        best = np.argmin(moves, axis=-1)
+        gain = moves[np.arange(len(active)), best]
+        go = gain < -1e-12 * sa[:, 0] ** 2 * trace[channel[active]]  # below rounding noise: stop
+        active, b = active[go], best[go]
         single = b < 2 * k
         i = np.where(single, b % k, (b - 2 * k) // k)
-        q[ci, si, i] += np.where(single, np.where(b < k, 1.0, -1.0), 1.0)
+        flat[active, i] += np.where(single, np.where(b < k, 1.0, -1.0), 1.0)
         j = (b - 2 * k) % k
-        q[ci[~single], si[~single], j[~single]] -= 1.0
-    return q
+        flat[active[~single], j[~single]] -= 1.0
+    return flat.reshape(q.shape)
 
 
 def round_channels(
