@@ -152,6 +152,8 @@ EDGEQ_ROWS = (
     ("edgeq int4-block32 (W4A8)", "int4-block32", ()),
     ("edgeq w4-block32 (RTN)", "w4-block32", ()),
     ("edgeq w4-block32 + GPTQ", "w4-block32", ("gptq",)),
+    ("edgeq w4-block32 + AWQ", "w4-block32", ("awq",)),
+    ("edgeq w4-block32 + AWQ + GPTQ", "w4-block32", ("awq", "gptq")),
 )
 PEER_ROWS = (
     ("ai-edge-quantizer dynamic_wi4b32, FULLY_CONNECTED", "FULLY_CONNECTED"),
