@@ -271,3 +271,26 @@ def test_verify_rebuilds_the_map_and_catches_tampering(tmp_path):
     model.save(str(tmp_path / "other.mlpackage"))
     with pytest.raises(CoreMLError, match="differs from the one this plan builds"):
         edgeq.verify_coreml(tmp_path / "other.mlpackage", qm, data=data, samples=2)
+
+
+def test_w8a8_leaves_out_only_what_changes_no_value(tmp_path, monkeypatch):
+    """No quantize/dequantize after ops that only move values already on the output's grid, one const per
+    distinct value: the package computes bit for bit what the program with every pair and every const does."""
+    from edgeq.export.coreml_program import Lowering
+
+    qm = _quantized("keras_cnn_ops")
+    lean = MILProgram.load(qm.export_coreml(tmp_path / "lean.mlpackage", mode="w8a8"))
+    with monkeypatch.context() as patch:
+        patch.setattr(Lowering, "on_grid", lambda self, op_index, enc: False)
+        patch.setattr(Lowering, "share_constants", lambda self, block: None)
+        full = MILProgram.load(qm.export_coreml(tmp_path / "full.mlpackage", mode="w8a8"))
+    # max pool, strided slice, squeeze, reduce max, reshape and the concatenation of requantized inputs
+    assert (full.ops.count("quantize"), lean.ops.count("quantize")) == (19, 13)
+    assert lean.ops.count("const") < full.ops.count("const") // 2
+    shapes = {n: s for n, s, _ in lean.inputs}
+    (x,) = zoo.get("keras_cnn_ops").eval(8, 0)
+    for precision in ("fp32", "fp16"):
+        for k in range(8):
+            feeds = {n: x[k : k + 1].reshape(shapes[n]) for n in shapes}
+            a, b = lean.run(feeds, precision=precision), full.run(feeds, precision=precision)
+            assert all(np.array_equal(a[o], b[o]) for o in lean.outputs)

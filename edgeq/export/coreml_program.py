@@ -82,6 +82,7 @@ class Lowering:
     grid_consts: dict[tuple, tuple] = field(default_factory=dict)  # (dtype, scale, zero point) -> const vars
     float_sourced: set[int] = field(default_factory=set)  # w8a8: planned tensors the .tflite holds in float
     quantized_views: dict[int, Value] = field(default_factory=dict)  # ...and their fake-quantized twins
+    on_grid_vars: dict[str, tuple] = field(default_factory=dict)  # dequantize output -> its grid_consts key
 
     # ---- names -------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -160,7 +161,9 @@ class Lowering:
             # Float in the .tflite too (a float op's result, a float model input): integer consumers read it
             # through a QUANTIZE there, float consumers as it is. `quantized_view` gives the former.
             self.float_sourced.add(t)
-        elif planned and not self.on_grid(op_index, enc):
+        elif planned and self.on_grid(op_index, enc):
+            self.on_grid_vars[var.name] = grid_key(enc)  # moved grid values: still on the grid
+        elif planned:
             var = self.fake_quant(var, enc, name)
         v = Value(var, perm)
         self.values[t] = v
@@ -174,11 +177,22 @@ class Lowering:
         return self.quantized_views[t]
 
     def on_grid(self, op_index: int | None, enc: Encoding) -> bool:
-        """Whether op `op_index` only moves values of inputs that all have the output's encoding."""
+        """Whether op `op_index` only moves values that are all already on the output's grid: each activation
+        read as the output of a dequantize with the output's (scale, zero point) (after any requantization the
+        plan puts before this op), each constant exactly a value of that grid. Then quantize/dequantize after
+        the op would return its values unchanged, and is left out."""
         if op_index is None or self.graph.ops[op_index].kind not in GRID_PRESERVING:
             return False
-        live = [t for t in self.graph.ops[op_index].inputs if t >= 0 and not self.graph.tensors[t].is_constant]
-        return bool(live) and all(self.encoding(t) == enc for t in live)
+        key = grid_key(enc)
+        inputs = self.graph.ops[op_index].inputs
+        data = [t for t in inputs if t >= 0 and self.graph.tensors[t].dtype.startswith("float")]  # not shapes, indices
+        for t in data:
+            if self.graph.tensors[t].is_constant:
+                if not on_grid_values(self.constant_values(t), enc):
+                    return False
+            elif t not in self.values or self.on_grid_vars.get(self.values[t].var.name) != key:
+                return False
+        return bool(data)
 
     def fake_quant(self, var, enc: Encoding, name: str):
         """quantize -> dequantize with the plan's per-tensor encoding: the integers the .tflite holds."""
@@ -187,7 +201,7 @@ class Lowering:
                 f'tensor "{name}": w8a8 needs per-tensor int8/uint8 activations, the plan has {enc.dtype} '
                 f"with {len(enc.scale)} scales (Core ML quantize takes int8 and uint8 only)"
             )
-        key = (enc.dtype, float(enc.scale[0]), int(enc.zero_point[0]))
+        key = grid_key(enc)
         if key not in self.grid_consts:  # one (scale, zero point) pair per distinct encoding, shared by every op
             n = len(self.grid_consts)
             zp_value = np.int8(key[2]) if enc.dtype == "int8" else np.uint8(key[2])
@@ -199,6 +213,7 @@ class Lowering:
         q = mb.quantize(input=var, scale=scale, zero_point=zp, output_dtype=enc.dtype, name=self.fresh(f"{name}__q"))
         dq = mb.dequantize(input=q, scale=scale, zero_point=zp, name=self.fresh(name))
         self.quantize_ops[dq.name] = q.name
+        self.on_grid_vars[dq.name] = key
         return dq
 
     def out_name(self, t: int, suffix: str = "") -> str:
@@ -207,6 +222,35 @@ class Lowering:
         if self.activations_quantized() and enc is not None:
             suffix = suffix or "__f"
         return self.fresh(self.tname(t) + suffix)
+
+    def share_constants(self, block) -> None:
+        """Make every const op of `block` with the value of an earlier one read that one instead (same dtype,
+        shape and bytes: exact, unlike coremltools' const_deduplication, which compares with a tolerance and
+        skips strings and anything under 100 values), and give the builder's own constants short names. The
+        builder writes a const named "<op>_<parameter>_<n>" for every literal parameter of every op (each
+        quantize's output_dtype "int8", each convolution's strides, pads and groups): about 120 bytes each in
+        the spec, a third of a small w8a8 package."""
+        first: dict[tuple, object] = {}
+        implicit = []
+        named = set(self.used_names)  # every name given by fresh(); the builder's own are not among them
+        self.used_names.update(v.name for op in block.operations for v in op.outputs)
+        for op in list(block.operations):
+            if op.op_type != "const" or op.outputs[0] in block.outputs:
+                continue
+            var = op.outputs[0]
+            val = np.asarray(var.val)
+            key = (str(var.dtype), tuple(var.shape), val.dtype.str, val.tobytes())
+            if key in first:
+                block.replace_uses_of_var_after_op(anchor_op=op, old_var=var, new_var=first[key])
+                block.remove_ops([op])
+                continue
+            first[key] = var
+            if var.name not in named:
+                implicit.append(op)
+        for op in implicit:
+            name = self.fresh("c")
+            op.outputs[0].set_name(name)
+            op.name = name
 
     # ---- weights -----------------------------------------------------------------------------------------
     def weight(self, t: int, to_mil: tuple[int, ...], op_index: int):
@@ -255,6 +299,23 @@ class Lowering:
         if self.mode == "w8a8" and enc is not None and op_index not in self.float_ops and tensor.name in self.ints:
             return self.const(dequantize(self.ints[tensor.name], enc, tensor.shape).reshape(-1), tensor.name)
         return self.const(np.asarray(tensor.data, dtype=np.float32).reshape(-1), tensor.name)
+
+
+def grid_key(enc: Encoding) -> tuple[str, float, int]:
+    """A per-tensor activation encoding as the (dtype, scale, zero point) its quantize/dequantize pair uses."""
+    return enc.dtype, float(enc.scale[0]), int(enc.zero_point[0])
+
+
+def on_grid_values(values: np.ndarray, enc: Encoding) -> bool:
+    """Whether constant values, stored as fp16, are exactly what a dequantize with `enc` yields for some integer
+    in the encoding's range (so rounding them to the grid changes nothing, in fp16 or fp32 evaluation)."""
+    if enc.per_channel or enc.dtype not in ("int8", "uint8"):
+        return False
+    scale, zp = float(np.float16(enc.scale[0])), int(enc.zero_point[0])
+    half = np.asarray(values, dtype=np.float32).astype(np.float16).astype(np.float64)
+    q = np.rint(half / scale) + zp
+    info = np.iinfo(enc.dtype)
+    return bool(np.all((q >= info.min) & (q <= info.max)) and np.all(np.float32((q - zp) * scale) == half))
 
 
 def half_exact(scale: float, where: str) -> np.float16:

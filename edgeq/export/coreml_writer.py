@@ -178,6 +178,7 @@ def build_program(
             v = L.value(t, identity(len(graph.tensors[t].shape)))
             outs.append(mb.cast(x=v.var, dtype="fp32", name=name))
         func.set_outputs(outs)
+        L.share_constants(func)
         prog.add_function("main", func)
     tensor_map = {
         # Activations are compared op by op only under w8a8; other modes carry no activation map.
