@@ -3,7 +3,8 @@
 For every zoo model, edgeq renders its int8 plan as `w8` and `w8a8` packages and its w4-block32 plan
 (weight-only, like coremltools' weight quantizer: INT4 per block of 32 input channels on fully connected and
 convolution weights, per channel where 32 does not divide them, depthwise per channel) as `w4`; with --gptq
-also the same plan with GPTQ rounding (`edgeq w4 gptq`). coremltools starts from edgeq's `fp16` package of
+also each mode's plan with GPTQ rounding (`edgeq w4 gptq`, `edgeq w8 gptq`, ...: edgeq's own algorithm, extra
+rows beside the plain ones). coremltools starts from edgeq's `fp16` package of
 the same model (the same float program, exported for the OS each mode needs: iOS16 / iOS17 / iOS18), so only
 the quantization differs:
 
@@ -55,7 +56,7 @@ import numpy as np  # noqa: E402
 from bench import zoo  # noqa: E402
 
 EDGEQ_MODES = {"w8": "int8", "w8a8": "int8", "w4": "w4-block32"}  # Core ML mode -> edgeq scheme
-GPTQ_RECIPE = "edgeq w4 gptq"  # the w4 plan with GPTQ rounding (--gptq), compared with ct w4 as well
+GPTQ = " gptq"  # suffix of the plans with GPTQ rounding (--gptq) and of their rows: "edgeq w4 gptq", ...
 MODE_OS = {"w8": "iOS16", "w8a8": "iOS17", "w4": "iOS18"}  # edgeq's minimum OS per mode; ct starts there too
 CT_RECIPES = ("ct w8", "ct w4", "ct w8a8", "ct w8a8 all")
 CT_MODE = {"ct w8": "w8", "ct w4": "w4", "ct w8a8": "w8a8", "ct w8a8 all": "w8a8"}
@@ -287,7 +288,7 @@ def measure_model(
     gptq: bool = False,
 ) -> ModelResult:
     """Every edgeq and coremltools package of one zoo model in `modes`, evaluated; failures are recorded in
-    the rows. `gptq`: also the w4 plan with GPTQ rounding."""
+    the rows. `gptq`: also each mode's plan with GPTQ rounding."""
     import edgeq
     from edgeq.runtime import LiteRT
     from edgeq.verify.mil_eval import MILProgram
@@ -308,7 +309,7 @@ def measure_model(
         plan_seconds: dict[str, float] = {}
         runs = {EDGEQ_MODES[m]: (EDGEQ_MODES[m], None) for m in modes}
         if gptq:
-            runs[GPTQ_RECIPE] = (EDGEQ_MODES["w4"], ["gptq"])
+            runs.update({EDGEQ_MODES[m] + GPTQ: (EDGEQ_MODES[m], ["gptq"]) for m in modes})
         for key, (scheme, algorithms) in runs.items():
             start = time.perf_counter()
             try:
@@ -360,8 +361,9 @@ def measure_model(
     add("fp16", "fp16", lambda: fp16["w8"])
     for mode in modes:
         add(f"edgeq {mode}", mode, edgeq_package(mode, EDGEQ_MODES[mode]), plan_seconds[EDGEQ_MODES[mode]])
-    if gptq:
-        add(GPTQ_RECIPE, "w4", edgeq_package("w4", GPTQ_RECIPE), plan_seconds[GPTQ_RECIPE])
+    for mode in modes if gptq else ():
+        key = EDGEQ_MODES[mode] + GPTQ
+        add(f"edgeq {mode}{GPTQ}", mode, edgeq_package(mode, key), plan_seconds[key])
     if "w8" in modes:
         add("ct w8", "w8", lambda: ct_weights(fp16["w8"], work / "ct_w8.mlpackage", "int8"))
     if "w4" in modes:
@@ -438,7 +440,7 @@ def summarize(results: list[ModelResult]) -> list[dict[str, Any]]:
     """Per ct recipe and precision: on how many models edgeq's SQNR >= theirs at <= their package size (and
     each half of that on its own)."""
     summary = []
-    pairs = [(f"edgeq {CT_MODE[recipe]}", recipe) for recipe in CT_RECIPES] + [(GPTQ_RECIPE, "ct w4")]
+    pairs = [(f"edgeq {CT_MODE[r]}{suffix}", r) for suffix in ("", GPTQ) for r in CT_RECIPES]
     for ours, recipe in pairs:
         mode = CT_MODE[recipe]
         for precision in ("fp32", "fp16") if mode == "w8a8" else ("fp32",):
@@ -466,7 +468,8 @@ def summarize(results: list[ModelResult]) -> list[dict[str, Any]]:
                 entry["edgeq_wins"] += sqnr_ge and size_le
                 if not (sqnr_ge and size_le):
                     entry["not_won"].append(r.model)
-            summary.append(entry)
+            if entry["compared"] or not ours.endswith(GPTQ):  # gptq rows only where --gptq made them
+                summary.append(entry)
     return summary
 
 
@@ -525,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--jobs", type=int, default=2, help="models measured in parallel processes")
     ap.add_argument("--modes", default=",".join(EDGEQ_MODES), help="Core ML modes compared (default: all)")
-    ap.add_argument("--gptq", action="store_true", help="also the w4 plan with algorithms=['gptq']")
+    ap.add_argument("--gptq", action="store_true", help="also each mode's plan with algorithms=['gptq']")
     args = ap.parse_args(argv)
     modes = tuple(m for m in args.modes.split(",") if m)
     if any(m not in EDGEQ_MODES for m in modes):
