@@ -126,7 +126,10 @@ def lower_to_tflite(graph: Graph, plan: QuantPlan) -> Graph:
                 inputs[pos] = _requantized(out, new_ops, t, requantize[(i, pos)], i)
         for pos, t in enumerate(inputs):
             if dequantized.get(i) == pos and t in block_rows:
-                inputs[pos] = _dequantized_blocks(out, new_ops, t, graph.tensors[t].shape)
+                key = (t, "blocks")  # a weight shared by several convolutions is unpacked once
+                if key not in converted:
+                    converted[key] = _dequantized_blocks(out, new_ops, t, graph.tensors[t].shape)
+                inputs[pos] = converted[key]
                 continue
             if t < 0 or out.tensors[t].name not in plan.tensors or hybrid.get(i) == pos:
                 continue  # not encoded, or a hybrid weight: the op reads its integers as they are
