@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeq.algorithms.context import AlgorithmContext
-from edgeq.ir.graph import Graph
+from edgeq.ir.graph import Graph, Op
 from edgeq.quant.schemes import Scheme, fp16_bf16_ceil, qrange
 from edgeq.quant.weight_scales import mse_scales, weight_groups
 
@@ -36,6 +36,10 @@ ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.linspace(0.0, 1.0, 11))
 # Calibration rows (tokens) used for the Gram matrices and channel means: all of them up to this many a sample.
 _ROWS_PER_SAMPLE = 4096
 _FP16_MIN_NORMAL = 2.0**-14
+
+
+# (kind, [(constant tensor, axis) divided by s], consumer column -> producer channel), or None: no exact fold
+_Fold = tuple[str, list[tuple[int, int]], np.ndarray] | None
 
 
 @dataclass
@@ -67,7 +71,7 @@ def find_groups(graph: Graph) -> list[Group]:
     return groups
 
 
-def _plain_fc(graph: Graph, op, t: int) -> bool:
+def _plain_fc(graph: Graph, op: Op, t: int) -> bool:
     """A float FULLY_CONNECTED reading t as its data input only, with a constant 2-D weight."""
     if op.kind != "FULLY_CONNECTED" or op.inputs[0] != t or t in op.inputs[1:] or len(op.inputs) < 2:
         return False
@@ -81,7 +85,7 @@ def _channel_constant(graph: Graph, t: int, width: int) -> bool:
     return tensor.is_constant and tensor.dtype == "float32" and tensor.data.shape in shapes
 
 
-def _affine(graph: Graph, t: int, producers, consumers, width: int):
+def _affine(graph: Graph, t: int, producers: dict[int, int], consumers: dict[int, list[int]], width: int) -> _Fold:
     """t = MUL(y, gamma) or ADD(MUL(y, gamma), beta), gamma and beta per channel, each read only on this path."""
     if t not in producers:
         return None
@@ -104,7 +108,7 @@ def _affine(graph: Graph, t: int, producers, consumers, width: int):
     return "affine", [(gamma[0], -1), *scaled], np.arange(width)
 
 
-def _linear(graph: Graph, t: int, producers, consumers, width: int):
+def _linear(graph: Graph, t: int, producers: dict[int, int], consumers: dict[int, list[int]], width: int) -> _Fold:
     """t reached from a FULLY_CONNECTED's output through RESHAPE / TRANSPOSE / BATCH_MATMUL value operands, each
     channel unmixed: the path is replayed on an array of channel ids."""
     path = []
@@ -152,7 +156,7 @@ def _linear(graph: Graph, t: int, producers, consumers, width: int):
     return "linear", scaled, rows[0].copy()
 
 
-def _ancestors(graph: Graph, t: int, producers) -> set[int]:
+def _ancestors(graph: Graph, t: int, producers: dict[int, int]) -> set[int]:
     seen: set[int] = set()
     stack = [t]
     while stack:
@@ -163,7 +167,7 @@ def _ancestors(graph: Graph, t: int, producers) -> set[int]:
     return seen
 
 
-def _replay(graph: Graph, op, ids: np.ndarray) -> np.ndarray | None:
+def _replay(graph: Graph, op: Op, ids: np.ndarray) -> np.ndarray | None:
     """The channel id of every element of the op's output, or None where channels mix."""
     out_shape = graph.tensors[op.outputs[0]].shape
     if op.kind == "RESHAPE":
