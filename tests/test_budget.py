@@ -60,8 +60,9 @@ def test_replan_without_promotions_is_the_same_plan():
 
 def test_budget_mistakes_are_plan_errors():
     model = edgeq.load(small_convnet())
-    with pytest.raises(PlanError, match=r"fallback 'int16x8' .* is not implemented"):
-        edgeq.quantize(model, CALIB, progress=False, accuracy_budget=edgeq.Budget(eval=EVAL), fallback="int16x8")
+    with pytest.raises(PlanError, match=r"fallback 'int16x8' promotes int8 activations: scheme int16x8 has none"):
+        edgeq.quantize(model, CALIB, scheme="int16x8", progress=False, accuracy_budget=edgeq.Budget(eval=EVAL),
+                       fallback="int16x8")
     with pytest.raises(PlanError, match="scheme int8 has none"):
         edgeq.quantize(model, CALIB, progress=False, accuracy_budget=edgeq.Budget(eval=EVAL))
     with pytest.raises(PlanError, match="needs evaluation data"):
