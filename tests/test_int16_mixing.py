@@ -5,10 +5,13 @@ Run with -s to see the promotions."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import edgeq
+from edgeq.cli import main
 from edgeq.errors import PlanError
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
@@ -178,3 +181,15 @@ def test_unreachable_int16x8_budget_says_what_every_promotion_gives(model):
     whole = _sqnr(model, _quantize(model, "int16x8"))
     assert not qm.budget.met and qm.budget.promoted == [] and qm.budget.evaluations == 2
     assert qm.budget.reachable == pytest.approx(whole, abs=1e-9)
+
+
+def test_cli_override_int16x8(tmp_path, capsys):
+    path, calib = tmp_path / "m.tflite", tmp_path / "calib.npy"
+    path.write_bytes(small_convnet())
+    np.save(calib, images(48, 0))
+    argv = ["convert", str(path), "--calib", str(calib), "-o", str(tmp_path / "out"), "--quiet", "--compare", "0"]
+    assert main([*argv, "--override", "block/*=int16x8", "--json"]) == 0
+    plan = QuantPlan.load(json.loads(capsys.readouterr().out)["artifacts"]["plan"])
+    assert [plan.tensors[n].dtype for n in ("stem/conv", "block/dw", "block/project", "head/fc")] == [
+        "int8", "int16", "int16", "int8"]
+    assert [r.encoding.dtype for r in plan.requantize] == ["int16", "int8"]
