@@ -468,7 +468,7 @@ def summarize(results: list[ModelResult]) -> list[dict[str, Any]]:
                 entry["edgeq_wins"] += sqnr_ge and size_le
                 if not (sqnr_ge and size_le):
                     entry["not_won"].append(r.model)
-            if entry["compared"] or not ours.endswith(GPTQ):  # gptq rows only where --gptq made them
+            if entry["compared"]:  # pairs of modes (and gptq rows) the run measured
                 summary.append(entry)
     return summary
 
