@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 # quantize/dequantize (iOS17), constexpr_blockwise_shift_scale with int4 (iOS18).
 MODE_MIN_OS = {"fp16": "iOS15", "w8": "iOS16", "w8a8": "iOS17", "w4": "iOS18"}
 EDGEQ_METADATA_PREFIX = "com.github.edgeq."
+WEIGHT_THRESHOLD = 2048  # export_coreml's default, coremltools' too: not written to the metadata
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def build_program(
 def _export_metadata(mode: str, target, image: ImageInput | None, weight_threshold: int) -> dict[str, str]:
     """The export arguments that shape the program, as package metadata: with the plan they rebuild it."""
     meta = {"mode": mode, "minimum_os": target.name}
-    if mode in ("w8", "w4"):  # the only modes that keep small weights fp16
+    if mode in ("w8", "w4") and weight_threshold != WEIGHT_THRESHOLD:  # only they keep small weights fp16
         meta["weight_threshold"] = str(weight_threshold)
     if image is not None:
         bias = list(image.bias) if isinstance(image.bias, Sequence) else image.bias
@@ -215,7 +216,7 @@ def rebuild_tensor_map(qm: QuantizedModel, metadata: dict[str, str]) -> dict:
     same program and names again: the map stays out of the package (it was 0.1-0.2% of a w8 package's bytes)."""
     mode = metadata[EDGEQ_METADATA_PREFIX + "mode"]
     target = getattr(ct.target, metadata.get(EDGEQ_METADATA_PREFIX + "minimum_os", MODE_MIN_OS[mode]))
-    threshold = int(metadata.get(EDGEQ_METADATA_PREFIX + "weight_threshold", "0"))
+    threshold = int(metadata.get(EDGEQ_METADATA_PREFIX + "weight_threshold", WEIGHT_THRESHOLD))
     image = None
     if EDGEQ_METADATA_PREFIX + "image_input" in metadata:
         name, scale, bias, layout = json.loads(metadata[EDGEQ_METADATA_PREFIX + "image_input"])
@@ -259,7 +260,7 @@ def export_coreml(
     image_input: ImageInput | None = None,
     class_labels: str | os.PathLike | Sequence[str] | None = None,
     minimum_os: str | None = None,
-    weight_threshold: int = 2048,
+    weight_threshold: int = WEIGHT_THRESHOLD,
     author: str = "edgeq",
     version: str = "",
     description: str = "",
