@@ -135,6 +135,15 @@ def test_promoted_run_is_int16_with_twins_where_it_meets_int8(model):
     assert kinds.count("QUANTIZE") == 3 and kinds.count("DEQUANTIZE") == 1  # input, two twins; output
 
 
+def test_core_ml_w8a8_refuses_int16_promotions_and_w8_keeps_their_weights(model, tmp_path):
+    qm = _quantize(model, overrides={"block/*": "int16x8"})
+    with pytest.raises(PlanError, match=r"promotes 3 tensor\(s\) to int16 \(block/dw, block/project, op 1 input 0"):
+        qm.export_coreml(tmp_path / "mixed.mlpackage", mode="w8a8")
+    assert not (tmp_path / "mixed.mlpackage").exists()
+    result = edgeq.verify_coreml(qm.export_coreml(tmp_path / "w8.mlpackage", mode="w8", weight_threshold=0), qm)
+    assert result.weights_exact and result.weights_checked > 0, result.summary()
+
+
 def test_every_op_promoted_is_the_int16x8_scheme(model):
     mixed, whole, int8 = _quantize(model, overrides={"*": "int16x8"}), _quantize(model, "int16x8"), _quantize(model)
     assert mixed.plan.requantize == []

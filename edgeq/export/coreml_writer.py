@@ -84,6 +84,14 @@ def _check_plan(qm: QuantizedModel, mode: str) -> None:
             f"mode 'w8a8' renders the plan's int8 activation encodings; plan {plan.scheme!r} has none (Core ML "
             f"quantize takes int8/uint8 only): quantize with scheme 'int8', or export mode 'w8'"
         )
+    promoted = sorted({n for n, e in plan.tensors.items() if e.dtype == "int16"})
+    promoted += [f"op {r.op} input {r.input}" for r in plan.requantize if r.encoding and r.encoding.dtype == "int16"]
+    if mode == "w8a8" and promoted:
+        raise PlanError(
+            f"mode 'w8a8' renders int8 activations, but the plan promotes {len(promoted)} tensor(s) to int16 "
+            f"({', '.join(promoted[:3])}{', ...' if len(promoted) > 3 else ''}; Core ML quantize takes int8/uint8 "
+            f"only): export mode 'w8', or quantize without int16x8 promotions"
+        )
 
 
 _INTEGER_TYPES = ("int8", "uint8", "int16", "int32", "int64", "int4")
@@ -165,7 +173,7 @@ def build_program(
             for r in requant.get(i, []) if L.activations_quantized() else []:
                 t = op.inputs[r.input]
                 saved[t] = L.values[t]
-                enc = qm.plan.tensors[r.like]
+                enc = r.target(qm.plan)
                 L.values[t] = Value(L.fake_quant(L.values[t].var, enc, f"{L.tname(t)}__as_{r.like}"), L.values[t].perm)
             if i not in L.float_ops:  # an integer op reads float-sourced inputs through their encoding
                 for t in op.inputs:

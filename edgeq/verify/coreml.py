@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeq.calibrate.data import validated
+from edgeq.calibrate.data import arrays, validated
 from edgeq.calibrate.runner import input_specs
 from edgeq.errors import CoreMLError
 from edgeq.export.coreml_program import dequantize, weight_scales
@@ -305,7 +305,9 @@ def _check_outputs(prog, qm, tfl, tensor_map, mode, data, samples, precision, se
     worst_stored = [0.0 for _ in out_names]
     agree = [0 for _ in out_names]
     shapes = [tuple(graph.tensors[t].shape) for t in graph.inputs]
-    source = data if data is not None else _random_inputs(qm, samples, seed)
+    if data is None:
+        data = _random_inputs(qm, samples, seed)
+    source = arrays(*data) if isinstance(data, (list, tuple)) else data  # arrays batch-first, or a source
     count = 0
     for batch in validated(source, input_specs(graph)):
         for k in range(batch[0].shape[0]):
