@@ -38,11 +38,6 @@ ROWS: dict[str, list[str]] = {
     "depthwise_rounding": ["depthwise_rounding"],
     "depthwise_rounding+bias_correction": ["depthwise_rounding", "bias_correction"],
     "depthwise_rounding+gptq+bias_correction": ["depthwise_rounding", "gptq", "bias_correction"],
-    "gptq_float_target": ["gptq_float_target"],
-    "gptq_float_target+bias_correction": ["gptq_float_target", "bias_correction"],
-    "depthwise_rounding+gptq_float_target+bias_correction": [
-        "depthwise_rounding", "gptq_float_target", "bias_correction"
-    ],
     "depthwise_rounding+adaround+bias_correction": ["depthwise_rounding", "adaround", "bias_correction"],
 }
 

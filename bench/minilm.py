@@ -154,7 +154,6 @@ EDGEQ_ROWS = (
     ("edgeq w4-block32 + GPTQ", "w4-block32", ("gptq",)),
     ("edgeq w4-block32 + AWQ", "w4-block32", ("awq",)),
     ("edgeq w4-block32 + AWQ + GPTQ", "w4-block32", ("awq", "gptq")),
-    ("edgeq w4-block32 + GPTQ to float output", "w4-block32", ("gptq_float_target",)),
 )
 PEER_ROWS = (
     ("ai-edge-quantizer dynamic_wi4b32, FULLY_CONNECTED", "FULLY_CONNECTED"),

@@ -37,7 +37,6 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm(
             "depthwise_rounding", "plan", "edgeq.algorithms.depthwise_rounding:run", "exact depthwise rounding", 5
         ),
-        Algorithm("gptq_float_target", "plan", "edgeq.algorithms.gptq_float_target:run", "GPTQ to float output", 11),
         Algorithm("cle", "float", "edgeq.algorithms.cle:run", "cross-layer equalization of weight ranges", 10),
         Algorithm("awq", "float", "edgeq.algorithms.awq:run", "activation-aware channel scaling (exact folds)", 15),
         Algorithm("smoothquant", "float", "edgeq.algorithms.smoothquant:run", "activation outliers into weights", 20),
