@@ -29,13 +29,12 @@ import numpy as np
 from edgeq.algorithms.context import AlgorithmContext
 from edgeq.ir.graph import Graph, Op
 from edgeq.quant.schemes import Scheme, fp16_bf16_ceil, qrange
-from edgeq.quant.weight_scales import mse_scales, weight_groups
+from edgeq.quant.weight_scales import FP16_MIN_NORMAL, mse_scales, weight_groups
 
 # Exponents searched for s = mean|x|^alpha; 0 keeps the layer as it is.
 ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.linspace(0.0, 1.0, 11))
 # Calibration rows (tokens) used for the Gram matrices and channel means: all of them up to this many a sample.
 _ROWS_PER_SAMPLE = 4096
-_FP16_MIN_NORMAL = 2.0**-14
 
 
 # (kind, [(constant tensor, axis) divided by s], consumer column -> producer channel), or None: no exact fold
@@ -188,20 +187,26 @@ def block_quantized(w: np.ndarray, scheme: Scheme) -> np.ndarray:
     block = scheme.block_size if scheme.block_size and w.shape[1] % scheme.block_size == 0 else 0
     groups = weight_groups(w, 0, block)
     ceil = fp16_bf16_ceil if block else (lambda s: np.asarray(s, dtype=np.float64))
-    scales = mse_scales(groups, qmax, _FP16_MIN_NORMAL if block else 1e-12, ceil=ceil)
+    scales = mse_scales(groups, qmax, FP16_MIN_NORMAL if block else 1e-12, ceil=ceil)
     q = np.clip(np.rint(groups / scales[:, None]), -qmax, qmax) * scales[:, None]
     return q.reshape(w.shape)
 
 
-def channel_scales(mean_abs: np.ndarray, alpha: float) -> np.ndarray:
-    """mean|x|^alpha normalised to geometric mean 1, as powers of two (so the rescale is exact in float32)."""
-    live = mean_abs > 0
-    s = np.ones_like(mean_abs)
-    if alpha == 0.0 or not live.any():
-        return s
-    s[live] = np.power(mean_abs[live], alpha)
-    s[live] /= np.exp(np.mean(np.log(s[live])))
+def power_of_two_scales(raw: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """raw scales of the `live` channels normalised to geometric mean 1 and rounded to powers of two (so the
+    rescale is exact in float32); other channels keep 1."""
+    s = np.ones(raw.shape, dtype=np.float64)
+    if live.any():
+        s[live] = raw[live] / np.exp(np.mean(np.log(raw[live])))
     return np.exp2(np.round(np.log2(s)))
+
+
+def channel_scales(mean_abs: np.ndarray, alpha: float) -> np.ndarray:
+    """mean|x|^alpha as power-of-two scales of geometric mean 1."""
+    live = mean_abs > 0
+    if alpha == 0.0:
+        return np.ones(mean_abs.shape, dtype=np.float64)
+    return power_of_two_scales(np.power(np.where(live, mean_abs, 1.0), alpha), live)
 
 
 def group_error(weights: list[np.ndarray], h: np.ndarray, s: np.ndarray, scheme: Scheme) -> float:

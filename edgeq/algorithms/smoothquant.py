@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.algorithms.awq import apply, find_groups
+from edgeq.algorithms.awq import apply, find_groups, power_of_two_scales
 from edgeq.algorithms.context import AlgorithmContext
 
 # Migration strength: 0.5 splits the range evenly between activations and weights (the paper's default).
@@ -24,12 +24,8 @@ def smoothing_scales(act_max: np.ndarray, weight_max: np.ndarray, alpha: float =
     """max|x|^alpha / max|w|^(1-alpha) per channel, normalised to geometric mean 1, as powers of two; channels
     that are zero on either side keep 1."""
     live = (act_max > 0) & (weight_max > 0)
-    s = np.ones_like(act_max, dtype=np.float64)
-    if not live.any():
-        return s
-    s[live] = np.power(act_max[live], alpha) / np.power(weight_max[live], 1.0 - alpha)
-    s[live] /= np.exp(np.mean(np.log(s[live])))
-    return np.exp2(np.round(np.log2(s)))
+    raw = np.power(np.where(live, act_max, 1.0), alpha) / np.power(np.where(live, weight_max, 1.0), 1.0 - alpha)
+    return power_of_two_scales(raw, live)
 
 
 def run(ctx: AlgorithmContext) -> list[str]:

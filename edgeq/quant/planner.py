@@ -21,7 +21,7 @@ from edgeq.quant.schemes import (
     qrange,
     symmetric_weight_scales,
 )
-from edgeq.quant.weight_scales import mse_scales, weight_groups
+from edgeq.quant.weight_scales import FP16_MIN_NORMAL, mse_scales, weight_groups
 
 # A per-channel weight scale is never allowed to make the channel's output multiplier
 # (in_scale * w_scale / out_scale) smaller than this: below 2**-31 LiteRT rounds it to zero, and a
@@ -33,7 +33,6 @@ _SUSPECT_RANGE = 1e6
 # Headroom kept below the int32 limit when a bias is quantized with in_scale * w_scale.
 _BIAS_HEADROOM = 0.5
 _FP16_MAX = float(np.finfo(np.float16).max)
-_FP16_MIN_NORMAL = float(np.finfo(np.float16).smallest_normal)
 
 
 @dataclass
@@ -371,24 +370,24 @@ _HYBRID_WEIGHT_OPS = frozenset({"FULLY_CONNECTED", "EMBEDDING_LOOKUP"})
 _DEQUANTIZED_WEIGHT_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
 
 
-def _hybrid_weight(graph: Graph, op: Op) -> int | None:
-    """The constant float 2-D weight (FULLY_CONNECTED) or table (EMBEDDING_LOOKUP) an op would read as integers."""
-    if op.kind not in _HYBRID_WEIGHT_OPS or len(op.inputs) < 2 or op.inputs[1] < 0:
+def _constant_float_weight(graph: Graph, op: Op, kinds, rank: int) -> int | None:
+    """Input 1 of an op of one of `kinds` when it is a constant float32 tensor of `rank` dimensions."""
+    if op.kind not in kinds or len(op.inputs) < 2 or op.inputs[1] < 0:
         return None
     tensor = graph.tensors[op.inputs[1]]
-    if not tensor.is_constant or tensor.dtype != "float32" or len(tensor.shape) != 2:
+    if not tensor.is_constant or tensor.dtype != "float32" or len(tensor.shape) != rank:
         return None
     return op.inputs[1]
+
+
+def _hybrid_weight(graph: Graph, op: Op) -> int | None:
+    """The constant float 2-D weight (FULLY_CONNECTED) or table (EMBEDDING_LOOKUP) an op would read as integers."""
+    return _constant_float_weight(graph, op, _HYBRID_WEIGHT_OPS, 2)
 
 
 def _dequantized_weight(graph: Graph, op: Op) -> int | None:
     """The constant float 4-D weight of a convolution, which weight-only schemes store as INT4."""
-    if op.kind not in _DEQUANTIZED_WEIGHT_OPS or len(op.inputs) < 2 or op.inputs[1] < 0:
-        return None
-    tensor = graph.tensors[op.inputs[1]]
-    if not tensor.is_constant or tensor.dtype != "float32" or len(tensor.shape) != 4:
-        return None
-    return op.inputs[1]
+    return _constant_float_weight(graph, op, _DEQUANTIZED_WEIGHT_OPS, 4)
 
 
 def _weight_only_slot(graph: Graph, index: int, op: Op) -> tuple[int, tuple[int, int]]:
@@ -465,7 +464,7 @@ def _plan_weights_and_biases(
             # one: LiteRT's XNNPACK delegate at HEAD refuses subnormal scales (CheckFp16Scale), 2.3 still runs them.
             # DEQUANTIZE (a weight-only CONV_2D) multiplies by the float32 scale: fp16-exact is enough there.
             ceil = fp16_bf16_ceil if op.kind == "FULLY_CONNECTED" else fp16_ceil
-            scales = mse_scales(weight_groups(w, axis, block), wmax, _FP16_MIN_NORMAL, ceil=ceil)
+            scales = mse_scales(weight_groups(w, axis, block), wmax, FP16_MIN_NORMAL, ceil=ceil)
             if np.max(scales) > _FP16_MAX:
                 raise PlanError(f"{graph.where(op_index)}: weights reach {np.max(np.abs(w)):.3g}, beyond fp16 scales")
             plan.tensors[graph.tensors[t].name] = Encoding(
@@ -481,7 +480,7 @@ def _plan_weights_and_biases(
             continue
         if op.kind == "EMBEDDING_LOOKUP":
             # Dequantized to float by the kernel: no integer multiplier or bias to protect, fp16 scales per row.
-            scales = mse_scales(weight_groups(w, 0), wmax, _FP16_MIN_NORMAL)
+            scales = mse_scales(weight_groups(w, 0), wmax, FP16_MIN_NORMAL)
             plan.tensors[graph.tensors[t].name] = Encoding(
                 dtype=dtype,
                 scale=[float(s) for s in scales],
@@ -493,7 +492,7 @@ def _plan_weights_and_biases(
             continue
         if scheme.weight_only:
             # A convolution's weight DEQUANTIZEd to float: no integer multiplier or bias, fp16 scales per channel.
-            scales = mse_scales(weight_groups(w, axis), wmax, _FP16_MIN_NORMAL)
+            scales = mse_scales(weight_groups(w, axis), wmax, FP16_MIN_NORMAL)
             plan.tensors[graph.tensors[t].name] = Encoding(
                 dtype=dtype,
                 scale=[float(s) for s in scales],

@@ -17,6 +17,8 @@ from edgeq.quant.schemes import fp16_ceil
 # Clipping ratios searched, largest first: ties keep the larger ratio (less clipping). Ratio 1.0 alone is
 # max-abs, so the search never does worse than it on the weights it measures.
 CLIP_RATIOS: tuple[float, ...] = tuple(float(r) for r in np.linspace(1.0, 0.5, 41))
+# The smallest fp16-stored scale (a normal half): XNNPACK refuses subnormal fp16 scales.
+FP16_MIN_NORMAL = float(np.finfo(np.float16).smallest_normal)
 
 
 def weight_groups(w: np.ndarray, axis: int, block_size: int = 0) -> np.ndarray:
