@@ -6,6 +6,7 @@
 
 #include "../internal.h"
 #include "half.h"
+#include "int4.h"
 
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   eq_tensor* input = eq_input(ctx, node, 0);
@@ -40,9 +41,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
     size_t c = input->nq > 1 ? (i / inner) % channels : 0;
     int32_t q;
     if (input->type == EQ_T_INT4) {
-      const uint8_t byte = ((const uint8_t*)input->data)[i / 2];
-      const int32_t nibble = (i % 2) ? (byte >> 4) : (byte & 0x0F);
-      q = nibble >= 8 ? nibble - 16 : nibble;
+      q = s4_at(input->data, i);
     } else {
       q = input->type == EQ_T_INT8    ? ((const int8_t*)input->data)[i]
           : input->type == EQ_T_UINT8 ? ((const uint8_t*)input->data)[i]

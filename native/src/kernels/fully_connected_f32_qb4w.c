@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "int4.h"
 #include "matmul_common.h"
 
 /* FullyConnectedOptions field ids in schema.fbs. */
@@ -85,12 +86,7 @@ static edgeq_status load_blocks(eq_context* ctx, const eq_tensor* filter, qb4w_d
     }
     scales[i] = to_bf16 ? round_to_bf16(s) : s;
   }
-  const uint8_t* packed = filter->data;
-  for (size_t i = 0; i < d->units * d->depth; ++i) {
-    const uint8_t byte = packed[i / 2];
-    const int nibble = (i % 2) ? (byte >> 4) : (byte & 0x0F);
-    w[i] = (int8_t)(nibble >= 8 ? nibble - 16 : nibble); /* low nibble first, sign-extended */
-  }
+  for (size_t i = 0; i < d->units * d->depth; ++i) w[i] = s4_at(filter->data, i);
   for (size_t i = 0; i < n; ++i) sums[i] = (int32_t)mm_sum_s8(w + i * block, block);
   d->scales = scales;
   d->weights = w;
