@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import edgeq
-from edgeq.algorithms.gptq import _per_element
 from edgeq.export.coreml_program import dequantize
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
@@ -171,14 +170,14 @@ def test_gptq_rounds_blockwise_conv_on_the_plan_grid() -> None:
 
 
 def test_gptq_grid_helper_matches_quantize_array() -> None:
-    """_per_element's per-block scales line up with quantize_array's blocks on a 4-D weight."""
+    """Encoding.per_element's per-block scales (GPTQ's grid) line up with quantize_array's blocks on a 4-D weight."""
     from edgeq.quant.plan import Encoding
 
     rng = np.random.default_rng(0)
     w = rng.normal(size=(4, 3, 3, 64))
     scales = np.exp(rng.normal(size=4 * 3 * 3 * 2)).astype(np.float16).astype(np.float64)
     enc = Encoding("int4", [float(s) for s in scales], [0] * scales.size, block_size=32, narrow_range=True)
-    per = _per_element(enc, w.shape, "scale")
+    per = enc.per_element(enc.scales(), w.shape)
     assert per.shape == w.shape
     q = quantize_array(w, enc.scales(), enc.zero_points(), 0, "int4", narrow=True, block_size=32)
     assert np.array_equal(np.clip(np.round(w / per), -7, 7), q)

@@ -82,8 +82,8 @@ def run_gptq(
                 del acts[layer.input]
             to_matrix, from_matrix = _views(graph, layer)
             w = to_matrix(np.asarray(originals[layer.weight], dtype=np.float64))
-            scale = to_matrix(_per_element(layer.encoding, originals[layer.weight].shape, "scale"))
-            zero = to_matrix(_per_element(layer.encoding, originals[layer.weight].shape, "zero"))
+            scale = to_matrix(layer.encoding.per_element(layer.encoding.scales(), originals[layer.weight].shape))
+            zero = to_matrix(layer.encoding.per_element(layer.encoding.zero_points(), originals[layer.weight].shape))
             qmin, qmax = qrange(layer.encoding.dtype)
             if layer.encoding.narrow_range:
                 qmin = -qmax
@@ -171,20 +171,6 @@ def _fake_quant(w: np.ndarray, scale: np.ndarray, zero: np.ndarray, qmin: int, q
     """scale * (clip(round(w / scale) + zero) - zero): as quantize_array rounds (half to even)."""
     q = np.clip(np.round(w / scale) + zero, qmin, qmax)
     return scale * (q - zero)
-
-
-def _per_element(enc: Encoding, shape: tuple[int, ...], which: str) -> np.ndarray:
-    """The encoding's scale or zero point for every weight element (float64, in the weight's shape), broadcast
-    as quantize_array applies them: per block of the last axis (FC [out, in], CONV_2D [out, kh, kw, in]: a
-    block is a run of im2col columns within one (kh, kw)), per channel along `axis`, or one for the tensor."""
-    values = (enc.scales() if which == "scale" else enc.zero_points()).astype(np.float64)
-    if enc.block_size:
-        return np.repeat(values.reshape(*shape[:-1], -1), enc.block_size, axis=-1)
-    if values.size > 1:
-        bshape = [1] * len(shape)
-        bshape[enc.axis] = -1
-        return np.broadcast_to(values.reshape(bshape), shape).copy()
-    return np.full(shape, values[0])
 
 
 def _views(
@@ -294,8 +280,8 @@ def int8_twin(graph: Graph, plan: QuantPlan) -> tuple[Graph, QuantPlan]:
         shape = data.shape
         tensor.data = _fake_quant(
             np.asarray(data, dtype=np.float64),
-            _per_element(enc, shape, "scale"),
-            _per_element(enc, shape, "zero"),
+            enc.per_element(enc.scales(), shape),
+            enc.per_element(enc.zero_points(), shape),
             -qmax if enc.narrow_range else -qmax - 1,
             qmax,
         ).astype(np.float32)

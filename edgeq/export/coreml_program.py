@@ -350,14 +350,4 @@ def dequantize(q: np.ndarray, enc: Encoding, shape: tuple[int, ...]) -> np.ndarr
     """(q - zero_point) * scale in float64 then float32: per channel along enc.axis, or per block of
     enc.block_size along the last (input) axis of an [out, in] or [out, kh, kw, in] weight."""
     q = np.asarray(q, dtype=np.float64).reshape(shape)
-    scale = np.asarray(enc.scale, dtype=np.float64)
-    zp = np.asarray(enc.zero_point, dtype=np.float64)
-    if enc.block_size:
-        blocks = (*shape[:-1], shape[-1] // enc.block_size)
-        scale = np.repeat(scale.reshape(blocks), enc.block_size, axis=-1)
-        zp = np.repeat(zp.reshape(blocks), enc.block_size, axis=-1)
-    elif scale.size > 1:
-        bshape = [1] * q.ndim
-        bshape[enc.axis] = -1
-        scale, zp = scale.reshape(bshape), zp.reshape(bshape)
-    return ((q - zp) * scale).astype(np.float32)
+    return ((q - enc.per_element(enc.zero_point, shape)) * enc.per_element(enc.scale, shape)).astype(np.float32)

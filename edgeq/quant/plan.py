@@ -44,6 +44,19 @@ class Encoding:
     def zero_points(self) -> np.ndarray:
         return np.asarray(self.zero_point, dtype=np.int64)
 
+    def per_element(self, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """`values` (one per scale: scales, zero points) for every element of a weight of `shape`, float64, as
+        quantize_array applies them: per block of the last axis (FC [out, in], CONV_2D [out, kh, kw, in]), per
+        channel along `axis`, or one for the tensor."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.block_size:
+            return np.repeat(values.reshape(*shape[:-1], -1), self.block_size, axis=-1)
+        if values.size > 1:
+            bshape = [1] * len(shape)
+            bshape[self.axis] = -1
+            return np.broadcast_to(values.reshape(bshape), shape).copy()
+        return np.full(shape, values[0])
+
 
 @dataclass
 class FloatOp:
