@@ -2,6 +2,7 @@
 /* boundary */
 EQ_KERNEL(QUANTIZE, eq_kernel_quantize)
 EQ_KERNEL(DEQUANTIZE, eq_kernel_dequantize)
+EQ_KERNEL(CAST, eq_kernel_cast)
 /* matmul family */
 EQ_KERNEL(FULLY_CONNECTED, eq_kernel_fully_connected)
 EQ_KERNEL(BATCH_MATMUL, eq_kernel_batch_matmul)

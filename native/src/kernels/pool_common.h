@@ -27,10 +27,9 @@ static inline edgeq_status eq_pool_dim(eq_context* ctx, const char* what, int32_
   return EDGEQ_OK;
 }
 
-/* Validates a quantized 4D pool and fills `p`. Like LiteRT, the input's quantization carries over to the
- * output unchanged (its scale and zero point are only DCHECKed equal); the activation range comes from the
- * output's. */
-static inline edgeq_status eq_pool_prepare(eq_context* ctx, eq_node* node, eq_pool_params* p) {
+/* Pool2DOptions and the 4-D input and output shapes: fills `p` but the activation range, and returns the
+ * fused activation in `activation`. */
+static inline edgeq_status eq_pool_geometry(eq_context* ctx, eq_node* node, eq_pool_params* p, int32_t* activation) {
   eq_tensor* input = eq_input(ctx, node, 0);
   eq_tensor* output = eq_output(ctx, node, 0);
   if (input == NULL || output == NULL || node->ninputs != 1 || node->noutputs != 1) {
@@ -40,33 +39,14 @@ static inline edgeq_status eq_pool_prepare(eq_context* ctx, eq_node* node, eq_po
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input type %s and output type %s differ", eq_type_name(input->type),
                     eq_type_name(output->type));
   }
-  if (input->type != EQ_T_INT8 && input->type != EQ_T_UINT8 && input->type != EQ_T_INT16) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "type %s (int8, uint8 and int16 are supported)",
-                    eq_type_name(input->type));
-  }
   if (input->ndim != 4) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input has %d dimensions, not 4", (int)input->ndim);
-  edgeq_status s = eq_check_quantized(ctx, input, "input");
-  if (s != EDGEQ_OK || (s = eq_check_quantized(ctx, output, "output")) != EDGEQ_OK) return s;
-  if (input->nq != 1 || output->nq != 1) {
-    /* LiteRT reads per-tensor params, which are 0 for per-channel tensors (the activation range breaks). */
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "per-channel quantized %s", input->nq != 1 ? "input" : "output");
-  }
-
-  int32_t qmin, qmax;
-  eq_type_range(output->type, &qmin, &qmax);
-  if (output->zero_point[0] < qmin || output->zero_point[0] > qmax) {
-    /* Only the activation range reads it, and a zero point outside the type makes no range. */
-    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output zero point %lld is outside %s",
-                    (long long)output->zero_point[0], eq_type_name(output->type));
-  }
-
   const int has = node->has_options; /* a mistyped table was dropped at load, as LiteRT reads it */
   const int32_t padding = has ? eq_opt_i8(node, 0, EQ_PAD_SAME) : EQ_PAD_SAME;
   p->stride_w = has ? eq_opt_i32(node, 1, 0) : 0;
   p->stride_h = has ? eq_opt_i32(node, 2, 0) : 0;
   p->filter_w = has ? eq_opt_i32(node, 3, 0) : 0;
   p->filter_h = has ? eq_opt_i32(node, 4, 0) : 0;
-  const int32_t activation = has ? eq_opt_i8(node, 5, EQ_ACT_NONE) : EQ_ACT_NONE;
+  *activation = has ? eq_opt_i8(node, 5, EQ_ACT_NONE) : EQ_ACT_NONE;
   if (padding != EQ_PAD_SAME && padding != EQ_PAD_VALID) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "padding %d is neither SAME nor VALID", (int)padding);
   }
@@ -80,6 +60,7 @@ static inline edgeq_status eq_pool_prepare(eq_context* ctx, eq_node* node, eq_po
   p->in_h = input->dims[1];
   p->in_w = input->dims[2];
   p->channels = input->dims[3];
+  edgeq_status s;
   if ((s = eq_pool_dim(ctx, "height", padding, p->in_h, p->filter_h, p->stride_h, &p->out_h, &p->pad_h)) != EDGEQ_OK ||
       (s = eq_pool_dim(ctx, "width", padding, p->in_w, p->filter_w, p->stride_w, &p->out_w, &p->pad_w)) != EDGEQ_OK) {
     return s;
@@ -88,6 +69,37 @@ static inline edgeq_status eq_pool_prepare(eq_context* ctx, eq_node* node, eq_po
       output->dims[2] != p->out_w || output->dims[3] != p->channels) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output shape should be [%d, %d, %d, %d]", (int)p->batches,
                     (int)p->out_h, (int)p->out_w, (int)p->channels);
+  }
+  return EDGEQ_OK;
+}
+
+/* Validates a quantized 4D pool and fills `p`. Like LiteRT, the input's quantization carries over to the
+ * output unchanged (its scale and zero point are only DCHECKed equal); the activation range comes from the
+ * output's. */
+static inline edgeq_status eq_pool_prepare(eq_context* ctx, eq_node* node, eq_pool_params* p) {
+  int32_t activation = EQ_ACT_NONE;
+  edgeq_status s = eq_pool_geometry(ctx, node, p, &activation);
+  if (s != EDGEQ_OK) return s;
+  eq_tensor* input = eq_input(ctx, node, 0);
+  eq_tensor* output = eq_output(ctx, node, 0);
+  if (input->type != EQ_T_INT8 && input->type != EQ_T_UINT8 && input->type != EQ_T_INT16) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "type %s (int8, uint8 and int16 are supported)",
+                    eq_type_name(input->type));
+  }
+  if ((s = eq_check_quantized(ctx, input, "input")) != EDGEQ_OK ||
+      (s = eq_check_quantized(ctx, output, "output")) != EDGEQ_OK) {
+    return s;
+  }
+  if (input->nq != 1 || output->nq != 1) {
+    /* LiteRT reads per-tensor params, which are 0 for per-channel tensors (the activation range breaks). */
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "per-channel quantized %s", input->nq != 1 ? "input" : "output");
+  }
+  int32_t qmin, qmax;
+  eq_type_range(output->type, &qmin, &qmax);
+  if (output->zero_point[0] < qmin || output->zero_point[0] > qmax) {
+    /* Only the activation range reads it, and a zero point outside the type makes no range. */
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output zero point %lld is outside %s",
+                    (long long)output->zero_point[0], eq_type_name(output->type));
   }
   return eq_activation_range(ctx, activation, output, &p->act_min, &p->act_max);
 }
