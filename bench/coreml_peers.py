@@ -2,9 +2,11 @@
 
 For every zoo model, edgeq renders its int8 plan as `w8` and `w8a8` packages and its w4-block32 plan
 (weight-only, like coremltools' weight quantizer: INT4 per block of 32 input channels on fully connected and
-convolution weights, per channel where 32 does not divide them, depthwise per channel) as `w4`; with --gptq
-also each mode's plan with GPTQ rounding (`edgeq w4 gptq`, `edgeq w8 gptq`, ...: edgeq's own algorithm, extra
-rows beside the plain ones). coremltools starts from edgeq's `fp16` package of
+convolution weights, per channel where 32 does not divide them, depthwise per channel) as `w4`, and the same
+plan at coremltools' coverage as `edgeq w4 ct-cov` (weight_threshold=2048, block_fallback="float": the weights
+coremltools leaves fp16 stay float in edgeq's plan too); with --gptq also each plan with GPTQ rounding
+(`edgeq w4 gptq`, `edgeq w4 ct-cov gptq`, `edgeq w8 gptq`, ...: edgeq's own algorithm, extra rows beside the
+plain ones). coremltools starts from edgeq's `fp16` package of
 the same model (the same float program, exported for the OS each mode needs: iOS16 / iOS17 / iOS18), so only
 the quantization differs:
 
@@ -57,6 +59,9 @@ from bench import zoo  # noqa: E402
 
 EDGEQ_MODES = {"w8": "int8", "w8a8": "int8", "w4": "w4-block32"}  # Core ML mode -> edgeq scheme
 GPTQ = " gptq"  # suffix of the plans with GPTQ rounding (--gptq) and of their rows: "edgeq w4 gptq", ...
+# Suffix of the w4 plan at coremltools' coverage and its rows, and the quantize() options that make it.
+CT_COVERAGE = " ct-cov"
+CT_COVERAGE_OPTIONS = {"weight_threshold": 2048, "block_fallback": "float"}
 MODE_OS = {"w8": "iOS16", "w8a8": "iOS17", "w4": "iOS18"}  # edgeq's minimum OS per mode; ct starts there too
 CT_RECIPES = ("ct w8", "ct w4", "ct w8a8", "ct w8a8 all")
 CT_MODE = {"ct w8": "w8", "ct w4": "w4", "ct w8a8": "w8a8", "ct w8a8 all": "w8a8"}
@@ -85,6 +90,7 @@ class Row:
     cosine: float | None = None
     top1_agreement: float | None = None
     size_bytes: int | None = None
+    compressed: int | None = None  # constexpr (compressed) weights in the package: equal coverage, equal count
     seconds: float | None = None  # to quantize and write the package (edgeq) or run coremltools
     error: str | None = None
 
@@ -280,6 +286,7 @@ def evaluate(package: Path, ref: _Reference, precision: str, classifier: bool) -
         "cosine": pooled.cosine,
         "top1_agreement": agree / len(ref.samples) if classifier else None,
         "size_bytes": package_bytes(package),
+        "compressed": len(program.constexpr_ops),
     }
 
 
@@ -307,14 +314,19 @@ def measure_model(
         plans: dict[str, Any] = {}
         plan_errors: dict[str, str] = {}
         plan_seconds: dict[str, float] = {}
-        runs = {EDGEQ_MODES[m]: (EDGEQ_MODES[m], None) for m in modes}
-        if gptq:
-            runs.update({EDGEQ_MODES[m] + GPTQ: (EDGEQ_MODES[m], ["gptq"]) for m in modes})
-        for key, (scheme, algorithms) in runs.items():
+        runs: dict[str, tuple[str, list[str] | None, dict[str, Any]]] = {}
+        for m in modes:
+            for cov in ("", CT_COVERAGE) if m == "w4" else ("",):
+                options = CT_COVERAGE_OPTIONS if cov else {}
+                runs[EDGEQ_MODES[m] + cov] = (EDGEQ_MODES[m], None, options)
+                if gptq:
+                    runs[EDGEQ_MODES[m] + cov + GPTQ] = (EDGEQ_MODES[m], ["gptq"], options)
+        for key, (scheme, algorithms, options) in runs.items():
             start = time.perf_counter()
             try:
                 plans[key] = edgeq.quantize(
-                    fm, edgeq.calibration.arrays(*calib), scheme=scheme, algorithms=algorithms, progress=False
+                    fm, edgeq.calibration.arrays(*calib), scheme=scheme, algorithms=algorithms, progress=False,
+                    **options,
                 )
             except Exception as e:  # a scheme edgeq cannot plan yet is a result, not a crash
                 plan_errors[key] = _error(e)
@@ -364,6 +376,10 @@ def measure_model(
     for mode in modes if gptq else ():
         key = EDGEQ_MODES[mode] + GPTQ
         add(f"edgeq {mode}{GPTQ}", mode, edgeq_package(mode, key), plan_seconds[key])
+    if "w4" in modes:
+        for suffix in (CT_COVERAGE, CT_COVERAGE + GPTQ) if gptq else (CT_COVERAGE,):
+            key = EDGEQ_MODES["w4"] + suffix
+            add(f"edgeq w4{suffix}", "w4", edgeq_package("w4", key), plan_seconds[key])
     if "w8" in modes:
         add("ct w8", "w8", lambda: ct_weights(fp16["w8"], work / "ct_w8.mlpackage", "int8"))
     if "w4" in modes:
@@ -406,14 +422,15 @@ def format_model(r: ModelResult) -> str:
         return f"{head}\n   FAILED {r.error}"
     lines = [
         head,
-        f"   {'recipe':<13} {'eval':<4} {'SQNR dB':>8} {'worst':>7} {'median':>7} {'cosine':>8} {'top-1':>6} "
-        f"{'bytes':>10} {'edgeq-ct dB':>11} {'size e/ct':>9}",
-        "   (SQNR pooled over samples and outputs; worst: the worst output's; median: of per-sample SQNRs)",
+        f"   {'recipe':<20} {'eval':<4} {'SQNR dB':>8} {'worst':>7} {'median':>7} {'cosine':>8} {'top-1':>6} "
+        f"{'bytes':>10} {'cx':>4} {'edgeq-ct dB':>11} {'size e/ct':>9}",
+        "   (SQNR pooled over samples and outputs; worst: the worst output's; median: of per-sample SQNRs; cx: "
+        "compressed weights)",
     ]
     edgeq = {(row.mode, row.precision): row for row in r.rows if row.recipe == f"edgeq {row.mode}"}
     for row in r.rows:
         if row.error:
-            lines.append(f"   {row.recipe:<13} {row.precision:<4} FAILED {row.error}")
+            lines.append(f"   {row.recipe:<20} {row.precision:<4} FAILED {row.error}")
             continue
         delta = ratio = None
         mine = edgeq.get((row.mode, row.precision))
@@ -421,9 +438,9 @@ def format_model(r: ModelResult) -> str:
             delta = _delta(mine, row)
             ratio = mine.size_bytes / row.size_bytes if mine.size_bytes and row.size_bytes else None
         lines.append(
-            f"   {row.recipe:<13} {row.precision:<4} {_f(row.sqnr_db, '8.2f')} {_f(row.min_output_sqnr_db, '7.2f')} "
+            f"   {row.recipe:<20} {row.precision:<4} {_f(row.sqnr_db, '8.2f')} {_f(row.min_output_sqnr_db, '7.2f')} "
             f"{_f(row.median_sample_sqnr_db, '7.2f')} {_f(row.cosine, '8.5f')} {_f(row.top1_agreement, '6.3f')} "
-            f"{row.size_bytes or 0:>10} {_f(delta, '+11.2f')} {_f(ratio, '9.3f')}"
+            f"{row.size_bytes or 0:>10} {row.compressed or 0:>4} {_f(delta, '+11.2f')} {_f(ratio, '9.3f')}"
         )
     return "\n".join(lines)
 
@@ -441,6 +458,7 @@ def summarize(results: list[ModelResult]) -> list[dict[str, Any]]:
     each half of that on its own)."""
     summary = []
     pairs = [(f"edgeq {CT_MODE[r]}{suffix}", r) for suffix in ("", GPTQ) for r in CT_RECIPES]
+    pairs += [(f"edgeq w4{suffix}", "ct w4") for suffix in (CT_COVERAGE, CT_COVERAGE + GPTQ)]
     for ours, recipe in pairs:
         mode = CT_MODE[recipe]
         for precision in ("fp32", "fp16") if mode == "w8a8" else ("fp32",):
@@ -477,7 +495,7 @@ def format_summary(summary: list[dict[str, Any]], n_models: int) -> str:
     lines = ["== summary: edgeq SQNR >= coremltools SQNR at <= package size"]
     for s in summary:
         lines.append(
-            f"   {s['edgeq']:<13} vs {s['ct']:<12} ({s['precision']}): {s['edgeq_wins']}/{s['compared']} models "
+            f"   {s['edgeq']:<20} vs {s['ct']:<12} ({s['precision']}): {s['edgeq_wins']}/{s['compared']} models "
             f"(of {n_models}); SQNR >= on {s['sqnr_ge']}, size <= on {s['size_le']}"
         )
     return "\n".join(lines)

@@ -25,7 +25,7 @@ from edgeq.frontends.tflite import FloatModel
 from edgeq.ir.graph import Graph
 from edgeq.quant.overrides import resolve_overrides
 from edgeq.quant.plan import QuantPlan
-from edgeq.quant.planner import PlanOptions, build_plan, classify_ops
+from edgeq.quant.planner import PlanOptions, build_plan, check_coverage_options, classify_ops
 from edgeq.quant.schemes import get_scheme
 from edgeq.runtime import LiteRT
 from edgeq.verify.fidelity import Accumulator, FidelityReport
@@ -82,6 +82,8 @@ def quantize(
     fallback: str = "int8",
     targets: Sequence[str] | None = None,
     strict: bool = False,
+    weight_threshold: int = 0,
+    block_fallback: str = "channel",
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
     at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
@@ -109,6 +111,11 @@ def quantize(
     need (edgeq.targets.adapt): per-tensor weights, uint8 encodings, integer I/O, static shapes; the plan's
     notes say what changed and which rule asked; `strict` makes a constraint the scheme cannot meet an error.
     `io="uint8"` with targets writes the legacy uint8 encoding throughout.
+
+    `weight_threshold`, `block_fallback` (w4-blockN schemes): weights of at most `weight_threshold` values stay
+    float, and with block_fallback="float" so do convolution weights whose input channels the block does not
+    divide (depthwise ones included) instead of INT4 per channel: threshold 2048 and "float" are coremltools'
+    linear_quantize_weights coverage, in the .tflite and the .mlpackage alike.
     """
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
@@ -128,8 +135,10 @@ def quantize(
     reports: list[AlgorithmReport] = []
     budget = None
     if plan is not None:
-        if overrides or accuracy_budget is not None:
-            raise PlanError("overrides and budgets apply when planning: a given plan already holds every encoding")
+        if overrides or accuracy_budget is not None or weight_threshold or block_fallback != "channel":
+            raise PlanError(
+                "overrides, budgets and coverage options apply when planning: a given plan already holds every encoding"
+            )
         if plan.model_sha256 != model.sha256:
             raise PlanError(
                 f"plan was made for model {plan.model_sha256[:12]}, this model is {model.sha256[:12]}; "
@@ -143,7 +152,9 @@ def quantize(
         if resolved.int16_ops or (accuracy_budget is not None and fallback == "int16x8"):
             check_int16_targets(targets)
         options = PlanOptions(sch, io, allow_float_ops, resolved.weight_schemes, resolved.float_ops,
-                              int16_ops=frozenset(resolved.int16_ops))
+                              int16_ops=frozenset(resolved.int16_ops), weight_threshold=weight_threshold,
+                              block_fallback=block_fallback)
+        check_coverage_options(options)
         if adaptation is not None:
             options = adaptation.options(options)
         classify_ops(model.graph, options)  # an op that cannot be quantized fails before calibration

@@ -29,6 +29,7 @@ from edgeq.export.coreml_env import Function, Program, ct, mb, no_pass_progress,
 from edgeq.export.coreml_ops import lower_op
 from edgeq.export.coreml_program import MODES, NCHW, Lowering, Value, identity, mil_name
 from edgeq.frontends.host_ops import host_graph
+from edgeq.quant.schemes import get_scheme
 
 if TYPE_CHECKING:
     from edgeq.api import QuantizedModel
@@ -72,7 +73,9 @@ def parse_minimum_os(value: str | None, mode: str):
 def _check_plan(qm: QuantizedModel, mode: str) -> None:
     plan = qm.plan
     weight_types = {enc.dtype for enc in plan.tensors.values() if enc.narrow_range or enc.dtype == "int4"}
-    if mode == "w4" and "int4" not in weight_types:
+    # An INT4 scheme whose coverage options (weight_threshold, block_fallback) left every weight float is still
+    # a w4 plan: its package is the float program, as coremltools' would be.
+    if mode == "w4" and "int4" not in weight_types and get_scheme(plan.scheme).weight_dtype != "int4":
         raise PlanError(
             f"mode 'w4' needs a plan with INT4 weights (scheme int4-block32, int4-channel, ...); this plan is "
             f"{plan.scheme!r}: quantize with an int4 scheme, or export mode 'w8'"

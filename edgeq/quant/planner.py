@@ -51,6 +51,12 @@ class PlanOptions:
     # Ops promoted to int16x8 under an int8-activation scheme (overrides "int16x8", the budget's fallback):
     # int16 activations in and out, int8 weights, int64 bias; QUANTIZE int8 <-> int16 where they meet int8 ops.
     int16_ops: frozenset[int] = frozenset()
+    # Weight-only schemes, coremltools' coverage (its linear_quantize_weights): weights of at most
+    # `weight_threshold` values stay float, and with block_fallback="float" so do convolution weights whose
+    # input channels the block does not divide (depthwise filters: one input channel each) instead of taking
+    # INT4 per channel. Both artifacts come from the plan, so the .tflite and the .mlpackage agree.
+    weight_threshold: int = 0
+    block_fallback: str = "channel"  # or "float"
 
 
 def quantized_input_positions(op: Op, rule: OpRule) -> list[int]:
@@ -92,7 +98,7 @@ def classify_ops(graph: Graph, opts: PlanOptions) -> tuple[list[bool], list[Floa
     for i, op in enumerate(graph.ops):
         reason = ""
         if opts.scheme.weight_only:
-            reason = _weight_only_float_reason(graph, op, opts.scheme)
+            reason = _weight_only_float_reason(graph, op, opts.scheme) or _coverage_float_reason(graph, op, opts)
             quantized.append(not reason)
             if reason:
                 floats.append(FloatOp(index=i, kind=op.kind, reason=reason))
@@ -140,6 +146,13 @@ def build_plan(
             raise PlanError(f"{scheme.name} is weight-only: overrides can keep ops float, not give them other weights")
         slots = dict(_weight_only_slot(graph, i, op) for i, op in enumerate(graph.ops) if quantized[i])
         _plan_weights_and_biases(graph, plan, slots, {}, scheme)
+        kept = [f for f in floats if _coverage_float_reason(graph, graph.ops[f.index], opts)]
+        if kept:
+            plan.notes.append(
+                f"coremltools' coverage (weight_threshold={opts.weight_threshold}, block_fallback="
+                f"'{opts.block_fallback}'): {len(kept)} weight(s) kept float, "
+                + ", ".join(f"{k} {sum(f.kind == k for f in kept)}" for k in sorted({f.kind for f in kept}))
+            )
         return plan
     weight_slots: dict[int, tuple[int, int]] = {}  # tensor -> (op index, axis)
     bias_slots: dict[int, int] = {}  # tensor -> op index
@@ -410,6 +423,44 @@ def _weight_only_float_reason(graph: Graph, op: Op, scheme: Scheme) -> str:
     columns = graph.tensors[w].shape[1]
     if op.kind == "FULLY_CONNECTED" and columns % scheme.block_size:
         return f"{columns} inputs are not a multiple of the block size {scheme.block_size}"
+    return ""
+
+
+BLOCK_FALLBACKS = ("channel", "float")
+
+
+def check_coverage_options(opts: PlanOptions) -> None:
+    """weight_threshold and block_fallback choose which weights a weight-only scheme leaves float."""
+    if opts.block_fallback not in BLOCK_FALLBACKS:
+        raise PlanError(f"block_fallback={opts.block_fallback!r}: choose one of {', '.join(BLOCK_FALLBACKS)}")
+    if opts.weight_threshold < 0:
+        raise PlanError(f"weight_threshold={opts.weight_threshold}: a number of weight values, 0 or more")
+    custom = opts.weight_threshold or opts.block_fallback != "channel"
+    if custom and not (opts.scheme.weight_only and opts.scheme.block_size):
+        raise PlanError(
+            f"weight_threshold and block_fallback='float' apply to the blockwise weight-only schemes (w4-blockN); "
+            f"under {opts.scheme.name} a float weight means a float op: use overrides={{pattern: 'float'}}"
+        )
+
+
+def _coverage_float_reason(graph: Graph, op: Op, opts: PlanOptions) -> str:
+    """Why coremltools' coverage (opts.weight_threshold, block_fallback="float") keeps a weight float ("" when not)."""
+    w = _hybrid_weight(graph, op)
+    w = _dequantized_weight(graph, op) if w is None else w
+    if w is None:
+        return ""
+    shape = graph.tensors[w].shape
+    size = int(np.prod(shape))
+    if size <= opts.weight_threshold:
+        return f"weight of {size} values, at most weight_threshold={opts.weight_threshold}: kept float"
+    block = opts.scheme.block_size
+    if opts.block_fallback == "float" and op.kind in _DEQUANTIZED_WEIGHT_OPS:
+        inputs = 1 if op.kind == "DEPTHWISE_CONV_2D" else shape[-1]
+        if inputs % block:
+            return (
+                f"{inputs} input channel(s) a filter, not a multiple of the block size {block}: kept float "
+                f"(block_fallback='float')"
+            )
     return ""
 
 

@@ -1,0 +1,103 @@
+"""coremltools' coverage from edgeq's plan (quantize(..., weight_threshold=2048, block_fallback="float")):
+the weights coremltools' linear_quantize_weights leaves fp16 (at most 2048 values; convolutions whose input
+channels the block does not divide, depthwise ones included) stay float in the plan, so the .tflite and the
+.mlpackage keep them float alike, and the package compresses exactly the weights coremltools' would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgeq
+from edgeq.errors import PlanError
+from edgeq.ir.tflite_reader import read_tflite
+from edgeq.runtime import LiteRT
+from tests.test_w4_conv_blockwise import _inputs, _model
+
+# The model (tests/test_w4_conv_blockwise.py): conv3x3 64x3x3x32 (18,432 values), dw 1x3x3x64 (576),
+# project 24x1x1x64 (1,536), tail 16x1x1x24 (384: 24 inputs, not a multiple of 32).
+CT = {"weight_threshold": 2048, "block_fallback": "float"}
+
+
+def _quantize(**options: object) -> edgeq.QuantizedModel:
+    model = edgeq.load(_model())
+    calib = edgeq.calibration.arrays(_inputs(4)[:, 0])
+    return edgeq.quantize(model, calib, scheme="w4-block32", progress=False, **options)
+
+
+def _float_reasons(qm: edgeq.QuantizedModel) -> dict[str, str]:
+    graph = qm.float_model.graph
+    return {graph.tensors[graph.ops[f.index].outputs[0]].name: f.reason for f in qm.plan.float_ops}
+
+
+def test_block_fallback_float_keeps_unblockable_convolutions_float() -> None:
+    qm = _quantize(block_fallback="float")
+    assert {n: e.block_size for n, e in qm.plan.tensors.items()} == {"conv3x3/w": 32, "project/w": 32}
+    reasons = _float_reasons(qm)
+    assert sorted(reasons) == ["dw", "tail"]
+    assert reasons["dw"].startswith("1 input channel(s) a filter") and reasons["tail"].startswith("24 input")
+    assert any("2 weight(s) kept float, CONV_2D 1, DEPTHWISE_CONV_2D 1" in n for n in qm.plan.notes)
+    # The default falls back to INT4 per channel for both.
+    default = _quantize()
+    assert default.plan.tensors["dw/w"].block_size == 0 and default.plan.tensors["tail/w"].block_size == 0
+
+
+def test_ct_coverage_tflite_keeps_those_weights_float() -> None:
+    qm = _quantize(**CT)
+    assert list(qm.plan.tensors) == ["conv3x3/w"]  # project (1,536 values) is under the threshold
+    assert sorted(_float_reasons(qm)) == ["dw", "project", "tail"]
+    original = {t.name: t.data for t in read_tflite(_model()).tensors if t.data is not None}
+    g = read_tflite(qm.tflite)
+    floats = {t.name: t.data for t in g.tensors if t.data is not None and t.dtype == "float32" and t.data.ndim == 4}
+    for name in ("dw/w", "project/w", "tail/w"):
+        assert np.array_equal(floats[name], original[name])  # bit for bit the float model's
+    assert [t.dtype for t in g.tensors if t.name.startswith("conv3x3/w")].count("int4") == 1
+    # LiteRT runs it; only conv3x3 is quantized, so it is closer to float than the default plan.
+    x = _inputs(4, seed=5)
+    want = [LiteRT(_model(), threads=1).run([s])[0] for s in x]
+
+    def sqnr(model: bytes) -> float:
+        got = [LiteRT(model, threads=1).run([s])[0] for s in x]
+        err = sum(float(np.sum((w - o) ** 2)) for w, o in zip(want, got, strict=True))
+        return 10 * np.log10(sum(float(np.sum(w**2)) for w in want) / err)
+
+    ours, default = sqnr(qm.tflite), sqnr(_quantize().tflite)
+    assert ours > default + 3.0 and ours > 15.0  # measured 17.4 vs 12.5 dB
+
+
+def test_ct_coverage_package_compresses_what_coremltools_does(tmp_path: Path) -> None:
+    """The w4 package from the plan and coremltools' int4 per-block-32 weights of the same fp16 program
+    compress the same weights, and verify_coreml checks the plan's integers in it."""
+    pytest.importorskip("coremltools")
+    import coremltools.optimize.coreml as cto
+
+    from edgeq.export.coreml_env import ct
+    from edgeq.verify.mil_eval import MILProgram
+
+    qm = _quantize(**CT)
+    ours = qm.export_coreml(tmp_path / "e.mlpackage", mode="w4")
+    fp16 = qm.export_coreml(tmp_path / "f.mlpackage", mode="fp16", minimum_os="iOS18")
+    config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int4", granularity="per_block", block_size=32)
+    theirs = tmp_path / "c.mlpackage"
+    cto.linear_quantize_weights(
+        ct.models.MLModel(str(fp16), skip_model_load=True), cto.OptimizationConfig(global_config=config)
+    ).save(str(theirs))
+
+    def compressed(path: Path) -> list[tuple[int, ...]]:
+        prog = MILProgram.load(path)
+        return sorted(tuple(prog.constexpr_params(o)["data"].shape) for o in prog.constexpr_ops)
+
+    assert compressed(ours) == compressed(theirs) == [(64, 32, 3, 3)]
+    r = edgeq.verify_coreml(ours, qm, data=edgeq.calibration.arrays(_inputs(2, seed=3)[:, 0]), samples=2)
+    assert r.weights_checked == 1 and r.weights_exact
+    assert r.outputs[0].relative_error_vs_stored < 1e-3
+
+
+def test_coverage_options_are_checked() -> None:
+    with pytest.raises(PlanError, match="block_fallback='per_row'"):
+        _quantize(block_fallback="per_row")
+    with pytest.raises(PlanError, match="w4-blockN"):
+        edgeq.quantize(edgeq.load(_model()), edgeq.calibration.arrays(_inputs(2)[:, 0]), scheme="int8",
+                       weight_threshold=2048, progress=False)  # fmt: skip
