@@ -1,7 +1,11 @@
 """The reference for FULLY_CONNECTED ops with blockwise INT4 weights, which LiteRT's REF kernels do not compute
 (they output the bias alone): LiteRT's default kernels, each op run alone on edgeq's own input. XNNPACK takes
 blocks of 32k (qd8_f32_qb4w); LiteRT's builtin kernel takes the others (it omits the fused activation, so
-its output is clamped here before comparing)."""
+its output is clamped here before comparing).
+
+Float ops whose REF kernel edgeq reproduces only within a tolerance (INEXACT_FLOAT_OPS) are cut out the same
+way, each run alone under REF on edgeq's input: the ops after them then read the same values in both
+interpreters, so an ulp of difference cannot flip a later QUANTIZE's rounding."""
 
 from __future__ import annotations
 
@@ -23,6 +27,10 @@ from edgeq.verify.native import NativeModel
 # two terms cancel (inputs all of one sign). Measured at most 3.0e-5 on single ops, 1.1e-6 on the zoo
 # (docs/BENCHMARKS.md, "Blockwise INT4 in the C interpreter").
 BLOCKWISE_TOLERANCE = 1e-4
+
+# Float ops whose LiteRT REF kernel is not plain libm arithmetic edgeq can repeat: GELU goes through Eigen's
+# vectorised tanh / erfc, an ulp or two away from libm's.
+INEXACT_FLOAT_OPS = frozenset({"GELU"})
 
 _CLAMP = {"NONE": (-np.inf, np.inf), "RELU": (0.0, np.inf), "RELU_N1_TO_1": (-1.0, 1.0), "RELU6": (0.0, 6.0)}
 
@@ -50,7 +58,7 @@ class BlockwiseCheck:
 class _Op:
     block_size: int
     activation: str
-    runtime: LiteRT  # the op alone under LiteRT's default kernels
+    runtime: LiteRT  # the op alone under LiteRT's default kernels (blockwise) or REF (inexact float ops)
     max_abs_diff: float = 0.0
     output_range: float = 0.0
 
@@ -61,31 +69,43 @@ class BlockwiseOps:
 
     def __init__(self, data: bytes):
         self._data = data
-        self.ops: dict[int, _Op] = {}
+        self.ops: dict[int, _Op] = {}  # blockwise FULLY_CONNECTED ops
+        self.inexact: dict[int, _Op] = {}  # INEXACT_FLOAT_OPS, block_size 0
         self.cut_tensors: list[int] = []
         self._graph: Graph | None = None
-        if not _may_be_blockwise(data):
+        if not _may_be_cut(data):
             return
         graph = read_tflite(data)
         for i, op in enumerate(graph.ops):
+            alone = dataclasses.replace(graph, ops=[op], inputs=[op.inputs[0]], outputs=[op.outputs[0]],
+                                        signature_key="", signature_inputs={}, signature_outputs={}, metadata={})
+            if op.kind in INEXACT_FLOAT_OPS and graph.tensors[op.inputs[0]].dtype == "float32":
+                self.inexact[i] = _Op(0, op.fused_activation, LiteRT(write_tflite(alone), reference=True, threads=1))
+                self.cut_tensors.append(op.outputs[0])
+                continue
             w = graph.tensors[op.inputs[1]] if op.kind == "FULLY_CONNECTED" and len(op.inputs) > 1 else None
             if w is None or op.inputs[1] < 0 or w.quant is None or not w.quant.block_size:
                 continue
-            alone = dataclasses.replace(graph, ops=[op], inputs=[op.inputs[0]], outputs=[op.outputs[0]],
-                                        signature_key="", signature_inputs={}, signature_outputs={}, metadata={})
             self.ops[i] = _Op(int(w.quant.block_size), op.fused_activation, LiteRT(write_tflite(alone), threads=1))
             self.cut_tensors.append(op.outputs[0])
         self._graph = graph
 
+    def is_cut(self, op_index: int) -> bool:
+        return op_index in self.ops or op_index in self.inexact
+
     def reference_model(self) -> bytes:
         """The model for LiteRT REF: unchanged, or without the blockwise ops, whose outputs become inputs."""
-        if not self.ops or self._graph is None:
+        if not self.cut_tensors or self._graph is None:
             return self._data
         g = self._graph
-        cut = dataclasses.replace(g, ops=[op for i, op in enumerate(g.ops) if i not in self.ops],
+        cut = dataclasses.replace(g, ops=[op for i, op in enumerate(g.ops) if not self.is_cut(i)],
                                   inputs=g.inputs + self.cut_tensors, signature_key="", signature_inputs={},
                                   signature_outputs={})
         return write_tflite(cut)
+
+    def reference_alone(self, op_index: int, x: np.ndarray) -> np.ndarray:
+        """LiteRT REF's output of inexact float op `op_index` run alone on edgeq's input `x`."""
+        return self.inexact[op_index].runtime.run([x])[0]
 
     def check(self, op_index: int, x: np.ndarray, mine: np.ndarray) -> None:
         """Runs op `op_index` alone in LiteRT on edgeq's input `x` and records its distance to edgeq's output."""
@@ -127,14 +147,19 @@ def _kernel_name(block_size: int) -> str:
     return "XNNPACK qd8_f32_qb4w" if block_size % 32 == 0 else "LiteRT builtin FULLY_CONNECTED"
 
 
-def _may_be_blockwise(data: bytes) -> bool:
-    """Cheap pre-check before parsing the model in Python: a blockwise weight is an INT4 FULLY_CONNECTED."""
+def _may_be_cut(data: bytes) -> bool:
+    """Cheap pre-check before parsing the model in Python: a blockwise weight (an INT4 FULLY_CONNECTED's) or
+    an op code of INEXACT_FLOAT_OPS."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAs(data, 0)
     sub = model.Subgraphs(0) if model.SubgraphsLength() else None
     if sub is None:
         return False
+    codes = {getattr(schema.BuiltinOperator, name) for name in INEXACT_FLOAT_OPS}
+    if any(max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode()) in codes
+           for i in range(model.OperatorCodesLength())):
+        return True
     quantizations = (sub.Tensors(i).Quantization() for i in range(sub.TensorsLength()))
     return any(q is not None and q.DetailsType() == schema.QuantizationDetails.BlockwiseQuantization
                for q in quantizations)
