@@ -251,7 +251,8 @@ def verify(model: bytes | str | Path, inputs: list[list[np.ndarray]] | None = No
                 if op.index in blockwise.ops:
                     result.values_compared += outputs[t].size
                     continue
-                theirs = alone[t] if t in alone else reference.tensor(t)
+                # A copy: a view would pin the interpreter's memory through the next invoke.
+                theirs = alone[t] if t in alone else np.array(reference.tensor(t))
                 if t in floats:
                     _compare_float(result, t, outputs[t], theirs, worst, ranges)
                 else:
