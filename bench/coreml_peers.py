@@ -3,10 +3,11 @@
 For every zoo model, edgeq renders its int8 plan as `w8` and `w8a8` packages and its w4-block32 plan
 (weight-only, like coremltools' weight quantizer: INT4 per block of 32 input channels on fully connected and
 convolution weights, per channel where 32 does not divide them, depthwise per channel) as `w4`, and the same
-plan at coremltools' coverage as `edgeq w4 ct-cov` (weight_threshold=2048, block_fallback="float": the weights
-coremltools leaves fp16 stay float in edgeq's plan too); with --gptq also each plan with GPTQ rounding
-(`edgeq w4 gptq`, `edgeq w4 ct-cov gptq`, `edgeq w8 gptq`, ...: edgeq's own algorithm, extra rows beside the
-plain ones). coremltools starts from edgeq's `fp16` package of
+plan in coremltools' form as `edgeq w4 ct-cov` (weight_threshold=2048, block_fallback="float": the weights
+coremltools leaves fp16 stay float in edgeq's plan too; conv_blocks="window": a 3x3 convolution's block of 32
+input channels spans the kernel window, one scale for 288 values, as theirs; --ct-coverage-only: this w4 plan
+only); with --gptq also each plan with GPTQ rounding (`edgeq w4 gptq`, `edgeq w4 ct-cov gptq`, `edgeq w8 gptq`,
+...: edgeq's own algorithm, extra rows beside the plain ones). coremltools starts from edgeq's `fp16` package of
 the same model (the same float program, exported for the OS each mode needs: iOS16 / iOS17 / iOS18), so only
 the quantization differs:
 
@@ -61,7 +62,7 @@ EDGEQ_MODES = {"w8": "int8", "w8a8": "int8", "w4": "w4-block32"}  # Core ML mode
 GPTQ = " gptq"  # suffix of the plans with GPTQ rounding (--gptq) and of their rows: "edgeq w4 gptq", ...
 # Suffix of the w4 plan at coremltools' coverage and its rows, and the quantize() options that make it.
 CT_COVERAGE = " ct-cov"
-CT_COVERAGE_OPTIONS = {"weight_threshold": 2048, "block_fallback": "float"}
+CT_COVERAGE_OPTIONS = {"weight_threshold": 2048, "block_fallback": "float", "conv_blocks": "window"}
 MODE_OS = {"w8": "iOS16", "w8a8": "iOS17", "w4": "iOS18"}  # edgeq's minimum OS per mode; ct starts there too
 CT_RECIPES = ("ct w8", "ct w4", "ct w8a8", "ct w8a8 all")
 CT_MODE = {"ct w8": "w8", "ct w4": "w4", "ct w8a8": "w8a8", "ct w8a8 all": "w8a8"}
@@ -292,10 +293,10 @@ def evaluate(package: Path, ref: _Reference, precision: str, classifier: bool) -
 
 def measure_model(
     name: str, n_calib: int, n_eval: int, ct_calib: int, out_dir: str, modes: tuple[str, ...] = tuple(EDGEQ_MODES),
-    gptq: bool = False,
+    gptq: bool = False, ct_coverage_only: bool = False,
 ) -> ModelResult:
     """Every edgeq and coremltools package of one zoo model in `modes`, evaluated; failures are recorded in
-    the rows. `gptq`: also each mode's plan with GPTQ rounding."""
+    the rows. `gptq`: also each mode's plan with GPTQ rounding; `ct_coverage_only`: w4 only in coremltools' form."""
     import edgeq
     from edgeq.runtime import LiteRT
     from edgeq.verify.mil_eval import MILProgram
@@ -316,7 +317,7 @@ def measure_model(
         plan_seconds: dict[str, float] = {}
         runs: dict[str, tuple[str, list[str] | None, dict[str, Any]]] = {}
         for m in modes:
-            for cov in ("", CT_COVERAGE) if m == "w4" else ("",):
+            for cov in ((CT_COVERAGE,) if ct_coverage_only else ("", CT_COVERAGE)) if m == "w4" else ("",):
                 options = CT_COVERAGE_OPTIONS if cov else {}
                 runs[EDGEQ_MODES[m] + cov] = (EDGEQ_MODES[m], None, options)
                 if gptq:
@@ -371,9 +372,10 @@ def measure_model(
         return build
 
     add("fp16", "fp16", lambda: fp16["w8"])
-    for mode in modes:
+    plain = [m for m in modes if not (ct_coverage_only and m == "w4")]
+    for mode in plain:
         add(f"edgeq {mode}", mode, edgeq_package(mode, EDGEQ_MODES[mode]), plan_seconds[EDGEQ_MODES[mode]])
-    for mode in modes if gptq else ():
+    for mode in plain if gptq else ():
         key = EDGEQ_MODES[mode] + GPTQ
         add(f"edgeq {mode}{GPTQ}", mode, edgeq_package(mode, key), plan_seconds[key])
     if "w4" in modes:
@@ -506,12 +508,12 @@ def format_summary(summary: list[dict[str, Any]], n_models: int) -> str:
 
 def run(
     names: list[str], n_calib: int, n_eval: int, ct_calib: int, out_dir: Path, jobs: int,
-    modes: tuple[str, ...] = tuple(EDGEQ_MODES), gptq: bool = False,
+    modes: tuple[str, ...] = tuple(EDGEQ_MODES), gptq: bool = False, ct_coverage_only: bool = False,
 ) -> list[ModelResult]:
     """Measure the models, `jobs` at a time in spawned processes; each table is printed as its model ends."""
     order = sorted(names, key=lambda n: zoo.get(n).source == "keras")  # the big models first
     results: dict[str, ModelResult] = {}
-    args = (n_calib, n_eval, ct_calib, str(out_dir), modes, gptq)
+    args = (n_calib, n_eval, ct_calib, str(out_dir), modes, gptq, ct_coverage_only)
     if jobs <= 1:
         for name in order:
             results[name] = measure_model(name, *args)
@@ -547,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="models measured in parallel processes")
     ap.add_argument("--modes", default=",".join(EDGEQ_MODES), help="Core ML modes compared (default: all)")
     ap.add_argument("--gptq", action="store_true", help="also each mode's plan with algorithms=['gptq']")
+    ap.add_argument("--ct-coverage-only", action="store_true", help="w4: only the plan in coremltools' form")
     args = ap.parse_args(argv)
     modes = tuple(m for m in args.modes.split(",") if m)
     if any(m not in EDGEQ_MODES for m in modes):
@@ -559,7 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     print("\n".join(f"note: {n}" for n in NOTES), flush=True)
     try:
-        results = run(names, args.calib, args.eval, ct_calib, out_dir, args.jobs, modes, args.gptq)
+        results = run(
+            names, args.calib, args.eval, ct_calib, out_dir, args.jobs, modes, args.gptq, args.ct_coverage_only
+        )
     finally:
         if not args.out:
             shutil.rmtree(out_dir, ignore_errors=True)

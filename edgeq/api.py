@@ -84,6 +84,7 @@ def quantize(
     strict: bool = False,
     weight_threshold: int = 0,
     block_fallback: str = "channel",
+    conv_blocks: str = "tap",
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
     at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
@@ -114,8 +115,9 @@ def quantize(
 
     `weight_threshold`, `block_fallback` (w4-blockN schemes): weights of at most `weight_threshold` values stay
     float, and with block_fallback="float" so do convolution weights whose input channels the block does not
-    divide (depthwise ones included) instead of INT4 per channel: threshold 2048 and "float" are coremltools'
-    linear_quantize_weights coverage, in the .tflite and the .mlpackage alike.
+    divide (depthwise ones included) instead of INT4 per channel; `conv_blocks="window"` gives a CONV_2D block
+    one scale over the whole kernel window (default "tap": one per kernel tap). 2048, "float" and "window" are
+    coremltools' linear_quantize_weights per_block form, in the .tflite and the .mlpackage alike.
     """
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
@@ -135,7 +137,8 @@ def quantize(
     reports: list[AlgorithmReport] = []
     budget = None
     if plan is not None:
-        if overrides or accuracy_budget is not None or weight_threshold or block_fallback != "channel":
+        coverage = weight_threshold or block_fallback != "channel" or conv_blocks != "tap"
+        if overrides or accuracy_budget is not None or coverage:
             raise PlanError(
                 "overrides, budgets and coverage options apply when planning: a given plan already holds every encoding"
             )
@@ -153,7 +156,7 @@ def quantize(
             check_int16_targets(targets)
         options = PlanOptions(sch, io, allow_float_ops, resolved.weight_schemes, resolved.float_ops,
                               int16_ops=frozenset(resolved.int16_ops), weight_threshold=weight_threshold,
-                              block_fallback=block_fallback)
+                              block_fallback=block_fallback, conv_blocks=conv_blocks)
         check_coverage_options(options)
         if adaptation is not None:
             options = adaptation.options(options)

@@ -1,7 +1,9 @@
-"""coremltools' coverage from edgeq's plan (quantize(..., weight_threshold=2048, block_fallback="float")):
+"""coremltools' form from edgeq's plan (quantize(..., weight_threshold=2048, block_fallback="float",
+conv_blocks="window")):
 the weights coremltools' linear_quantize_weights leaves fp16 (at most 2048 values; convolutions whose input
 channels the block does not divide, depthwise ones included) stay float in the plan, so the .tflite and the
-.mlpackage keep them float alike, and the package compresses exactly the weights coremltools' would."""
+.mlpackage keep them float alike, and the package compresses exactly the weights coremltools' would, a
+convolution's block spanning the kernel window as theirs."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tests.test_w4_conv_blockwise import _inputs, _model
 
 # The model (tests/test_w4_conv_blockwise.py): conv3x3 64x3x3x32 (18,432 values), dw 1x3x3x64 (576),
 # project 24x1x1x64 (1,536), tail 16x1x1x24 (384: 24 inputs, not a multiple of 32).
-CT = {"weight_threshold": 2048, "block_fallback": "float"}
+CT = {"weight_threshold": 2048, "block_fallback": "float", "conv_blocks": "window"}
 
 
 def _quantize(**options: object) -> edgeq.QuantizedModel:
@@ -85,11 +87,12 @@ def test_ct_coverage_package_compresses_what_coremltools_does(tmp_path: Path) ->
         ct.models.MLModel(str(fp16), skip_model_load=True), cto.OptimizationConfig(global_config=config)
     ).save(str(theirs))
 
-    def compressed(path: Path) -> list[tuple[int, ...]]:
+    def compressed(path: Path) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
         prog = MILProgram.load(path)
-        return sorted(tuple(prog.constexpr_params(o)["data"].shape) for o in prog.constexpr_ops)
+        params = [prog.constexpr_params(o) for o in prog.constexpr_ops]
+        return sorted((p["data"].shape, p["scale"].shape) for p in params)
 
-    assert compressed(ours) == compressed(theirs) == [(64, 32, 3, 3)]
+    assert compressed(ours) == compressed(theirs) == [((64, 32, 3, 3), (64, 1, 1, 1))]
     r = edgeq.verify_coreml(ours, qm, data=edgeq.calibration.arrays(_inputs(2, seed=3)[:, 0]), samples=2)
     assert r.weights_checked == 1 and r.weights_exact
     assert r.outputs[0].relative_error_vs_stored < 1e-3
@@ -101,3 +104,16 @@ def test_coverage_options_are_checked() -> None:
     with pytest.raises(PlanError, match="w4-blockN"):
         edgeq.quantize(edgeq.load(_model()), edgeq.calibration.arrays(_inputs(2)[:, 0]), scheme="int8",
                        weight_threshold=2048, progress=False)  # fmt: skip
+
+
+def test_window_blocks_share_one_scale_over_the_kernel() -> None:
+    """conv_blocks="window": the plan keeps its per-tap block layout, every tap of a block with one MSE scale;
+    the .tflite carries them so, the package once (scale [64, 1, 1, 1] above)."""
+    tap, window = _quantize(), _quantize(conv_blocks="window")
+    per_tap = np.asarray(tap.plan.tensors["conv3x3/w"].scale).reshape(64, 9, 1)
+    shared = np.asarray(window.plan.tensors["conv3x3/w"].scale).reshape(64, 9, 1)
+    assert np.all(shared == shared[:, :1]) and not np.all(per_tap == per_tap[:, :1])
+    assert np.array_equal(window.plan.tensors["project/w"].scale, tap.plan.tensors["project/w"].scale)  # 1x1
+    w = read_tflite(_model()).tensors[1].data.astype(np.float64)
+    amax = np.abs(w).reshape(64, -1).max(axis=1) / 7
+    assert np.all(shared[:, 0, 0] <= amax * 1.001) and np.all(shared[:, 0, 0] >= amax * 0.5)  # MSE-clipped

@@ -271,6 +271,8 @@ class Lowering:
             raise PlanError(f'weight "{tensor.name}" has a plan encoding but no integers in the rendered model')
         q = np.transpose(self.ints[tensor.name].reshape(tensor.shape), to_mil)
         scale = weight_scales(enc, tensor.shape, to_mil, tensor.name)
+        if enc.dtype == "int4":
+            scale = stored_block_scales(scale)
         name = self.fresh(tensor.name)
         self.weights[t] = [name, list(to_mil)]
         if enc.dtype == "int4":
@@ -344,6 +346,15 @@ def weight_scales(enc: Encoding, shape: tuple[int, ...], to_mil: tuple[int, ...]
     if enc.per_channel:
         tfl_shape[enc.axis] = scales.size
     return np.transpose(scales.reshape(tfl_shape), to_mil)
+
+
+def stored_block_scales(scale: np.ndarray) -> np.ndarray:
+    """A blockwise convolution's MIL scales [out, in / N, kh, kw] equal at every kernel tap, stored once as
+    [out, in / N, 1, 1] (the block then spans the window, as coremltools' per_block stores it): lossless, and
+    1 / (kh * kw) of the scale bytes. Other scales unchanged."""
+    if scale.ndim == 4 and scale.shape[2] * scale.shape[3] > 1 and np.all(scale == scale[:, :, :1, :1]):
+        return scale[:, :, :1, :1]
+    return scale
 
 
 def dequantize(q: np.ndarray, enc: Encoding, shape: tuple[int, ...]) -> np.ndarray:

@@ -57,6 +57,9 @@ class PlanOptions:
     # INT4 per channel. Both artifacts come from the plan, so the .tflite and the .mlpackage agree.
     weight_threshold: int = 0
     block_fallback: str = "channel"  # or "float"
+    # A CONV_2D block: N input channels at one kernel tap ("tap"), or over the whole kh x kw window, one scale
+    # shared by the taps ("window": coremltools' per_block, whose block covers every axis but in/out channels).
+    conv_blocks: str = "tap"
 
 
 def quantized_input_positions(op: Op, rule: OpRule) -> list[int]:
@@ -145,7 +148,7 @@ def build_plan(
         if opts.weight_schemes:
             raise PlanError(f"{scheme.name} is weight-only: overrides can keep ops float, not give them other weights")
         slots = dict(_weight_only_slot(graph, i, op) for i, op in enumerate(graph.ops) if quantized[i])
-        _plan_weights_and_biases(graph, plan, slots, {}, scheme)
+        _plan_weights_and_biases(graph, plan, slots, {}, scheme, window=opts.conv_blocks == "window")
         kept = [f for f in floats if _coverage_float_reason(graph, graph.ops[f.index], opts)]
         if kept:
             plan.notes.append(
@@ -427,18 +430,21 @@ def _weight_only_float_reason(graph: Graph, op: Op, scheme: Scheme) -> str:
 
 
 BLOCK_FALLBACKS = ("channel", "float")
+CONV_BLOCKS = ("tap", "window")
 
 
 def check_coverage_options(opts: PlanOptions) -> None:
     """weight_threshold and block_fallback choose which weights a weight-only scheme leaves float."""
     if opts.block_fallback not in BLOCK_FALLBACKS:
         raise PlanError(f"block_fallback={opts.block_fallback!r}: choose one of {', '.join(BLOCK_FALLBACKS)}")
+    if opts.conv_blocks not in CONV_BLOCKS:
+        raise PlanError(f"conv_blocks={opts.conv_blocks!r}: choose one of {', '.join(CONV_BLOCKS)}")
     if opts.weight_threshold < 0:
         raise PlanError(f"weight_threshold={opts.weight_threshold}: a number of weight values, 0 or more")
-    custom = opts.weight_threshold or opts.block_fallback != "channel"
+    custom = opts.weight_threshold or opts.block_fallback != "channel" or opts.conv_blocks != "tap"
     if custom and not (opts.scheme.weight_only and opts.scheme.block_size):
         raise PlanError(
-            f"weight_threshold and block_fallback='float' apply to the blockwise weight-only schemes (w4-blockN); "
+            f"weight_threshold, block_fallback and conv_blocks apply to the blockwise weight-only schemes (w4-blockN); "
             f"under {opts.scheme.name} a float weight means a float op: use overrides={{pattern: 'float'}}"
         )
 
@@ -488,6 +494,17 @@ def _weight_format(graph: Graph, plan: QuantPlan, op: Op, w: np.ndarray, scheme:
     return "int4", block
 
 
+def _window_block_scales(w: np.ndarray, block: int, qmax: int) -> np.ndarray:
+    """MSE scales of a CONV_2D weight [out, kh, kw, in] per block of `block` input channels over the whole
+    kernel window, repeated at every tap: the plan's per-tap block layout ([out][kh][kw][in / block]) with
+    one scale shared by the taps, as coremltools' per_block makes them (the Core ML package stores it once)."""
+    o, kh, kw, i = w.shape
+    taps = np.asarray(w, dtype=np.float64).reshape(o, kh * kw, i // block, block)
+    groups = taps.transpose(0, 2, 1, 3).reshape(o * (i // block), kh * kw * block)
+    shared = mse_scales(groups, qmax, FP16_MIN_NORMAL).reshape(o, 1, i // block)
+    return np.broadcast_to(shared, (o, kh * kw, i // block)).reshape(-1)
+
+
 def _note_int8_batch_matmul_constants(graph: Graph, plan: QuantPlan, quantized: list[bool]) -> None:
     """A constant BATCH_MATMUL operand is encoded like an activation (int8): say so under an INT4 scheme."""
     for i, op in enumerate(graph.ops):
@@ -499,7 +516,7 @@ def _note_int8_batch_matmul_constants(graph: Graph, plan: QuantPlan, quantized: 
 
 
 def _plan_weights_and_biases(
-    graph, plan, weight_slots, bias_slots, scheme: Scheme, weight_schemes=None, per_tensor=frozenset()
+    graph, plan, weight_slots, bias_slots, scheme: Scheme, weight_schemes=None, per_tensor=frozenset(), window=False
 ) -> None:
     floored_total = 0
     for t, (op_index, axis) in sorted(weight_slots.items()):
@@ -515,7 +532,10 @@ def _plan_weights_and_biases(
             # one: LiteRT's XNNPACK delegate at HEAD refuses subnormal scales (CheckFp16Scale), 2.3 still runs them.
             # DEQUANTIZE (a weight-only CONV_2D) multiplies by the float32 scale: fp16-exact is enough there.
             ceil = fp16_bf16_ceil if op.kind == "FULLY_CONNECTED" else fp16_ceil
-            scales = mse_scales(weight_groups(w, axis, block), wmax, FP16_MIN_NORMAL, ceil=ceil)
+            if window and op.kind == "CONV_2D":
+                scales = _window_block_scales(w, block, wmax)
+            else:
+                scales = mse_scales(weight_groups(w, axis, block), wmax, FP16_MIN_NORMAL, ceil=ceil)
             if np.max(scales) > _FP16_MAX:
                 raise PlanError(f"{graph.where(op_index)}: weights reach {np.max(np.abs(w)):.3g}, beyond fp16 scales")
             plan.tensors[graph.tensors[t].name] = Encoding(
@@ -523,7 +543,8 @@ def _plan_weights_and_biases(
                 scale=[float(s) for s in scales],
                 zero_point=[0] * scales.size,
                 axis=axis,
-                rule=f"symmetric INT4 weights per block of {block} values, "
+                rule=f"symmetric INT4 weights per block of {block} values"
+                f"{' at every tap, one scale for the kernel window' if window and op.kind == 'CONV_2D' else ''}, "
                 f"{'fp16 and bf16' if op.kind == 'FULLY_CONNECTED' else 'fp16'} scales chosen by weight MSE",
                 narrow_range=True,
                 block_size=block,

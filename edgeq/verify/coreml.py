@@ -18,7 +18,7 @@ import numpy as np
 from edgeq.calibrate.data import arrays, validated
 from edgeq.calibrate.runner import input_specs
 from edgeq.errors import CoreMLError
-from edgeq.export.coreml_program import dequantize, weight_scales
+from edgeq.export.coreml_program import dequantize, stored_block_scales, weight_scales
 from edgeq.export.coreml_writer import rebuild_tensor_map
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
@@ -183,9 +183,10 @@ def _check_weights(prog: MILProgram, qm: QuantizedModel, tfl: dict, tensor_map: 
         want_scale = weight_scales(enc, shape, tuple(to_mil), name).astype(np.float32)
         tfl_scale = np.asarray(tensor.quant.scale, dtype=np.float32) if tensor.quant is not None else None
         scale = np.asarray(params["scale"], dtype=np.float32)
+        stored = stored_block_scales(want_scale) if enc.dtype == "int4" else want_scale  # as the writer stores them
         if tfl_scale is None or not np.array_equal(np.sort(tfl_scale.reshape(-1)), np.sort(want_scale.reshape(-1))):
             result.weight_mismatches.append(f'"{name}": the .tflite\'s scales differ from the plan\'s')
-        elif scale.size != want_scale.size or not np.array_equal(scale.reshape(-1), want_scale.reshape(-1)):
+        elif scale.size != stored.size or not np.array_equal(scale.reshape(-1), stored.reshape(-1)):
             result.weight_mismatches.append(f'"{name}": package scales differ from the plan\'s')
         offset = params.get("offset", params.get("zero_point"))
         if offset is not None and np.any(np.asarray(offset) != 0):
