@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import edgeq
-from edgeq.algorithms.bias_correction import mean_output
+from edgeq.algorithms.bias_correction import tap_means
 from edgeq.algorithms.layers import linear, linear_layers, matrix, patches
 from edgeq.runtime import LiteRT
 from tests.conv_chain import conv_chain, inputs
@@ -36,15 +36,17 @@ def test_bias_correction_reduces_the_mean_output_error(scheme):
     assert after < {"int8": 0.75, "int4-channel": 0.2}[scheme] * before, (before, after)
 
 
-def test_mean_output_is_the_mean_of_the_convolutions():
-    """The correction's shortcut: the convolution of the sample-mean input equals the mean convolution,
-    padding included."""
+@pytest.mark.parametrize("which", [0, 1, 4])  # 3x3 SAME conv, depthwise, fully connected
+def test_tap_means_give_each_samples_mean_convolution(which):
+    """The correction's shortcut: the layer applied to its input rows averaged over the output positions
+    equals the mean of its outputs, padding and stride included."""
     model = edgeq.load(conv_chain())
-    layer = linear_layers(model.graph)[0]  # 3x3 SAME conv
-    w = model.graph.tensors[layer.weight].data.astype(np.float64)
-    xs = CALIB[:8].astype(np.float64)
-    direct = np.mean([linear(layer, patches(layer, x[None]), matrix(layer, w)) for x in xs], axis=(0, 1))
-    np.testing.assert_allclose(mean_output(layer, xs.mean(axis=0)[None], w), direct, rtol=1e-10, atol=1e-12)
+    layer = linear_layers(model.graph)[which]
+    w = matrix(layer, model.graph.tensors[layer.weight].data.astype(np.float64))
+    shape = model.graph.tensors[layer.input].shape
+    x = np.random.default_rng(which).normal(size=[1, *shape[1:]])
+    direct = linear(layer, patches(layer, x), w).mean(axis=0)
+    np.testing.assert_allclose(linear(layer, tap_means(layer, x)[None], w)[0], direct, rtol=1e-10, atol=1e-12)
 
 
 def test_bias_corrected_artifact_is_bit_exact_against_litert_reference():

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeq.algorithms.context import AlgorithmContext
-from edgeq.algorithms.layers import Layer, linear, linear_layers, matrix, patches, weight_grid
+from edgeq.algorithms.layers import Layer, linear, linear_layers, matrix, output_size, padding, weight_grid
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
 from edgeq.ir.graph import Graph
@@ -23,6 +23,8 @@ from edgeq.runtime import LiteRT
 
 # Calibration samples measured per layer: the integer model runs once per layer over them.
 SAMPLES = 32
+# Shrink each channel's correction by its standard error over the samples (see shrunk).
+SHRINK = True
 
 
 def evenly_spaced(samples: list, n: int) -> list:
@@ -32,21 +34,47 @@ def evenly_spaced(samples: list, n: int) -> list:
     return [samples[i] for i in np.linspace(0, len(samples) - 1, n).round().astype(int)]
 
 
-def float_mean_inputs(graph: Graph, tensors: list[int], samples: list) -> dict[int, np.ndarray]:
-    """Mean over samples of each tensor of the float graph (float64)."""
+def tap_means(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """One sample's input rows averaged over the layer's output positions: [K] (CONV_2D, FULLY_CONNECTED) or
+    [kh * kw, C] (DEPTHWISE_CONV_2D), so that linear(layer, tap_means[None], matrix) is that sample's
+    per-channel mean output without bias, LiteRT's zero padding included. Each tap's mean is a strided
+    window of the padded input: no patches are gathered."""
+    if layer.kind == "FULLY_CONNECTED":
+        return x.reshape(-1, x.shape[-1]).astype(np.float64).mean(axis=0)
+    (oh, ow), (sy, sx) = output_size(layer, x.shape), layer.stride
+    xp = np.pad(x[0].astype(np.float64), (*padding(layer, x.shape), (0, 0)))
+    taps = np.empty((layer.kernel[0], layer.kernel[1], x.shape[-1]))
+    for ky in range(layer.kernel[0]):
+        for kx in range(layer.kernel[1]):
+            y0, x0 = ky * layer.dilation[0], kx * layer.dilation[1]
+            taps[ky, kx] = xp[y0 : y0 + (oh - 1) * sy + 1 : sy, x0 : x0 + (ow - 1) * sx + 1 : sx].mean(axis=(0, 1))
+    return taps.reshape(-1, x.shape[-1]) if layer.kind == "DEPTHWISE_CONV_2D" else taps.reshape(-1)
+
+
+def float_tap_means(graph: Graph, layers: list[Layer], samples: list) -> dict[int, np.ndarray]:
+    """Per layer (by op index), [samples, ...] tap means of its input in the float graph: one pass."""
     host = host_graph(graph)
     runtime = LiteRT(write_tflite(graph if host is None else host), preserve=True)
-    sums = {t: np.zeros(graph.tensors[t].shape, np.float64) for t in tensors}
+    out: dict[int, list[np.ndarray]] = {layer.op: [] for layer in layers}
     for sample in samples:
         runtime.run(sample)
-        for t in tensors:
-            sums[t] += runtime.tensor(t)
-    return {t: s / max(len(samples), 1) for t, s in sums.items()}
+        for layer in layers:
+            out[layer.op].append(tap_means(layer, runtime.tensor(layer.input)))
+    return {op: np.stack(v) for op, v in out.items()}
 
 
-def mean_output(layer: Layer, mean_input: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per-channel mean of the layer's pre-activation output without bias, from its sample-mean input."""
-    return linear(layer, patches(layer, mean_input), matrix(layer, w)).mean(axis=0)
+def shrunk(shifts: np.ndarray) -> tuple[np.ndarray, int]:
+    """The correction from per-sample shifts [samples, channels]: each channel's mean, shrunk towards 0 by
+    its sampling noise (m (1 - se^2 / m^2), 0 where |m| <= se, se the standard error of the mean), since a
+    correction estimated from few samples adds its own error se^2 to every later input. Also how many
+    channels were left at 0."""
+    n = shifts.shape[0]
+    m = shifts.mean(axis=0)
+    if n < 2:
+        return m, 0
+    se2 = shifts.var(axis=0, ddof=1) / n
+    factor = np.clip(1 - se2 / np.maximum(np.square(m), 1e-300), 0, 1)
+    return m * factor, int(np.sum(factor == 0))
 
 
 def run(ctx: AlgorithmContext) -> list[str]:
@@ -55,23 +83,27 @@ def run(ctx: AlgorithmContext) -> list[str]:
     graph, reference = ctx.graph, ctx.float_graph or ctx.graph
     layers = [layer for layer in linear_layers(graph, ctx.plan) if layer.bias >= 0]
     samples = evenly_spaced(ctx.samples, SAMPLES)
-    float_means = float_mean_inputs(reference, sorted({layer.input for layer in layers}), samples)
+    float_taps = float_tap_means(reference, layers, samples)
     shifts: list[tuple[float, Layer]] = []
+    zeroed = channels = 0
     for layer in tqdm(layers, desc="bias correction", disable=not ctx.progress):
         measured = ctx.quantized_activations([layer.input], samples).get(layer.input)
         if not measured:
             continue
-        q_mean = np.mean(np.asarray(measured, dtype=np.float64), axis=0)
+        q_taps = np.stack([tap_means(layer, x) for x in measured])
         scale, q, _ = weight_grid(ctx.plan, graph, layer)
-        expected = mean_output(layer, float_means[layer.input], reference.tensors[layer.weight].data.astype(np.float64))
-        got = mean_output(layer, q_mean, scale * q)
-        shift = got - expected
+        w_float = matrix(layer, reference.tensors[layer.weight].data.astype(np.float64))
+        per_sample = linear(layer, q_taps, matrix(layer, scale * q)) - linear(layer, float_taps[layer.op], w_float)
+        shift, dropped = shrunk(per_sample) if SHRINK else (per_sample.mean(axis=0), 0)
+        zeroed, channels = zeroed + dropped, channels + shift.size
         bias = graph.tensors[layer.bias]
         bias.data = (bias.data.astype(np.float64) - shift.reshape(bias.data.shape)).astype(np.float32)
         ref_bias = np.abs(reference.tensors[layer.bias].data.astype(np.float64))
         relative = np.sqrt(np.mean(np.square(shift))) / max(float(np.sqrt(np.mean(ref_bias**2))), 1e-12)
         shifts.append((float(relative), layer))
     notes = [f"corrected the biases of {len(shifts)} layers on {len(samples)} calibration samples"]
+    if SHRINK:
+        notes.append(f"{zeroed} of {channels} channels left uncorrected (shift within its standard error)")
     if shifts:
         largest, where = max(shifts, key=lambda s: s[0])
         notes.append(

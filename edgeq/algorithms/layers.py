@@ -85,6 +85,16 @@ def output_size(layer: Layer, x_shape: tuple[int, ...]) -> tuple[int, int]:
     return size[0], size[1]
 
 
+def padding(layer: Layer, x_shape: tuple[int, ...]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(top, bottom), (left, right) zero padding of a convolution on an NHWC input, as LiteRT pads."""
+    pads = []
+    for d, o in enumerate(output_size(layer, x_shape)):
+        k = (layer.kernel[d] - 1) * layer.dilation[d] + 1
+        total = max((o - 1) * layer.stride[d] + k - x_shape[1 + d], 0) if layer.same_padding else 0
+        pads.append((total // 2, total - total // 2))
+    return pads[0], pads[1]
+
+
 def patches(layer: Layer, x: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
     """Input rows of one sample. Convolutions: x is [1, H, W, C]; `positions` are flat output positions (all
     when None); rows are [P, kh * kw * C] (CONV_2D, the order of weight.reshape(out, -1)) or [P, kh * kw, C]
@@ -92,12 +102,7 @@ def patches(layer: Layer, x: np.ndarray, positions: np.ndarray | None = None) ->
     if layer.kind == "FULLY_CONNECTED":
         return x.reshape(-1, x.shape[-1]) if positions is None else x.reshape(-1, x.shape[-1])[positions]
     oh, ow = output_size(layer, x.shape)
-    pads = []
-    for d, o in enumerate((oh, ow)):
-        k = (layer.kernel[d] - 1) * layer.dilation[d] + 1
-        total = max((o - 1) * layer.stride[d] + k - x.shape[1 + d], 0) if layer.same_padding else 0
-        pads.append((total // 2, total - total // 2))
-    xp = np.pad(x[0], (pads[0], pads[1], (0, 0)))
+    xp = np.pad(x[0], (*padding(layer, x.shape), (0, 0)))
     if positions is None:
         positions = np.arange(oh * ow)
     oy, ox = positions // ow, positions % ow
