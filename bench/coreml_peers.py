@@ -60,9 +60,8 @@ from bench import zoo  # noqa: E402
 
 EDGEQ_MODES = {"w8": "int8", "w8a8": "int8", "w4": "w4-block32"}  # Core ML mode -> edgeq scheme
 GPTQ = " gptq"  # suffix of the plans with GPTQ rounding (--gptq) and of their rows: "edgeq w4 gptq", ...
-# Suffix of the w4 plan at coremltools' coverage and its rows, and the quantize() options that make it.
+# Suffix of the w4 plan in coremltools' form (edgeq.quant.planner.COREMLTOOLS_FORM) and of its rows.
 CT_COVERAGE = " ct-cov"
-CT_COVERAGE_OPTIONS = {"weight_threshold": 2048, "block_fallback": "float", "conv_blocks": "window"}
 MODE_OS = {"w8": "iOS16", "w8a8": "iOS17", "w4": "iOS18"}  # edgeq's minimum OS per mode; ct starts there too
 CT_RECIPES = ("ct w8", "ct w4", "ct w8a8", "ct w8a8 all")
 CT_MODE = {"ct w8": "w8", "ct w4": "w4", "ct w8a8": "w8a8", "ct w8a8 all": "w8a8"}
@@ -298,6 +297,7 @@ def measure_model(
     """Every edgeq and coremltools package of one zoo model in `modes`, evaluated; failures are recorded in
     the rows. `gptq`: also each mode's plan with GPTQ rounding; `ct_coverage_only`: w4 only in coremltools' form."""
     import edgeq
+    from edgeq.quant.planner import COREMLTOOLS_FORM
     from edgeq.runtime import LiteRT
     from edgeq.verify.mil_eval import MILProgram
 
@@ -318,7 +318,7 @@ def measure_model(
         runs: dict[str, tuple[str, list[str] | None, dict[str, Any]]] = {}
         for m in modes:
             for cov in ((CT_COVERAGE,) if ct_coverage_only else ("", CT_COVERAGE)) if m == "w4" else ("",):
-                options = CT_COVERAGE_OPTIONS if cov else {}
+                options = COREMLTOOLS_FORM if cov else {}
                 runs[EDGEQ_MODES[m] + cov] = (EDGEQ_MODES[m], None, options)
                 if gptq:
                     runs[EDGEQ_MODES[m] + cov + GPTQ] = (EDGEQ_MODES[m], ["gptq"], options)

@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         help="weights of the ops whose name (first output tensor) matches the fnmatch PATTERN take SCHEME: int8, "
         "an int4 scheme, or float (repeatable; the first matching pattern wins)",
     )
+    c.add_argument(
+        "--coremltools-form",
+        action="store_true",
+        help="w4-blockN: the weights coremltools' linear_quantize_weights (per_block) leaves fp16 stay float (at "
+        "most 2048 values; convolutions whose input channels the block does not divide, depthwise ones) and a "
+        "convolution's block shares one scale over the kernel window, as its blocks do",
+    )
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")
     c.add_argument("--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std")
     c.add_argument("--std", type=float, nargs="+", default=[127.5])
@@ -234,6 +241,7 @@ def _convert(args) -> dict:
     if not targets:
         raise PlanError(f"--targets {args.targets!r}: name tflite, coreml or an accelerator")
     runs = _target_runs(args, targets)
+    from edgeq.quant.planner import COREMLTOOLS_FORM
 
     def quantize(key, accelerators: list[str]):
         return edgeq.quantize(
@@ -249,6 +257,7 @@ def _convert(args) -> dict:
             overrides=dict(parse_override(o) for o in args.override),
             targets=[s for s in accelerators if s != "coreml-ane"] or None if plan is None else None,
             strict=args.strict,
+            **(COREMLTOOLS_FORM if args.coremltools_form and plan is None else {}),
         )
 
     models = {key: quantize(key, specs) for key, specs in runs.items()}
@@ -372,7 +381,8 @@ def _export_coreml(args, model, qm, out: Path) -> Path:
     """The .mlpackage of the same plan; an image input normalised like the calibration images."""
     from edgeq.export.coreml_writer import ImageInput
 
-    mode = args.coreml_mode or ("w8a8" if qm.plan.scheme == "int8" else "w4" if "int4" in qm.plan.scheme else "w8")
+    int4 = SCHEMES[qm.plan.scheme].weight_dtype == "int4"
+    mode = args.coreml_mode or ("w8a8" if qm.plan.scheme == "int8" else "w4" if int4 else "w8")
     image = None
     if args.image_input == "yes" or (args.image_input == "auto" and args.calib and Path(args.calib).is_dir()):
         mean, std = args.mean, args.std

@@ -117,3 +117,25 @@ def test_window_blocks_share_one_scale_over_the_kernel() -> None:
     w = read_tflite(_model()).tensors[1].data.astype(np.float64)
     amax = np.abs(w).reshape(64, -1).max(axis=1) / 7
     assert np.all(shared[:, 0, 0] <= amax * 1.001) and np.all(shared[:, 0, 0] >= amax * 0.5)  # MSE-clipped
+
+
+def test_cli_coremltools_form(tmp_path: Path) -> None:
+    """`edgeq convert --scheme w4-block32 --coremltools-form --targets tflite,coreml`: one plan in that form, a
+    w4 package (the default mode for every INT4 scheme) beside the .tflite."""
+    import json
+    import subprocess
+    import sys
+
+    model, calib = tmp_path / "m.tflite", tmp_path / "calib.npy"
+    model.write_bytes(_model())
+    np.save(calib, _inputs(4)[:, 0])
+    run = subprocess.run(
+        [sys.executable, "-m", "edgeq.cli", "convert", str(model), "--calib", str(calib), "--scheme", "w4-block32",
+         "--coremltools-form", "--targets", "tflite,coreml", "--compare", "0", "-o", str(tmp_path / "dist"),
+         "--json", "--quiet"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    artifacts = json.loads(run.stdout)["artifacts"]
+    plan = edgeq.QuantPlan.load(artifacts["plan"])
+    assert list(plan.tensors) == ["conv3x3/w"] and len(plan.float_ops) == 3
+    assert Path(artifacts["coreml"]).name.endswith(".w4.mlpackage")

@@ -431,6 +431,8 @@ def _weight_only_float_reason(graph: Graph, op: Op, scheme: Scheme) -> str:
 
 BLOCK_FALLBACKS = ("channel", "float")
 CONV_BLOCKS = ("tap", "window")
+# The options giving coremltools' linear_quantize_weights per_block form (quantize(**COREMLTOOLS_FORM)).
+COREMLTOOLS_FORM = {"weight_threshold": 2048, "block_fallback": "float", "conv_blocks": "window"}
 
 
 def check_coverage_options(opts: PlanOptions) -> None:
