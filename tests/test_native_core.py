@@ -93,9 +93,9 @@ def test_run_quantizes_float_inputs_and_rejects_wrong_ones() -> None:
         edgeq.run(model, [x, x])
 
 
-def test_float_ops_are_refused_at_load_naming_the_op() -> None:
-    with pytest.raises(UnsupportedOpError, match="FULLY_CONNECTED"):
-        NativeModel(dense_graph())
+def test_ops_without_a_kernel_are_refused_at_load_naming_the_op() -> None:
+    with pytest.raises(UnsupportedOpError, match="op 1 is FLOOR"):
+        NativeModel(dense_graph(tail="FLOOR"))
 
 
 def test_cli_verify_json_and_run_npz(tmp_path, capsys) -> None:

@@ -353,7 +353,6 @@ def _add(dtype="int8", s1=(4, 5), s2=(4, 5), so=(4, 5), q1=(0.1, 0), q2=(0.2, 0)
 
 
 @pytest.mark.parametrize("model,error,match", [
-    (lambda: _add("float32", q1=None, q2=None, qo=None), UnsupportedOpError, "type FLOAT32"),
     (lambda: _add(so=(4, 6)), ModelFormatError, "output shape is not the broadcast shape"),
     (lambda: _add(s2=(3, 5), so=(4, 5)), ModelFormatError, "do not broadcast"),
     (lambda: _add(so=(1, 4, 5)), ModelFormatError, "rank"),
@@ -369,8 +368,6 @@ def _add(dtype="int8", s1=(4, 5), s2=(4, 5), so=(4, 5), q1=(0.1, 0), q2=(0.2, 0)
     (lambda: _add(op="MUL", q1=(1e30, 0), q2=(1e30, 0), qo=(1e-30, 0)), UnsupportedOpError, "multiplier"),
     (lambda: _add("int16", op="SQUARED_DIFFERENCE", q1=(1e-4, 0), q2=(1e-4, 0), qo=(1e-4, 0)), UnsupportedOpError,
      "type INT16"),
-    (lambda: _model("RELU", [((4,), "float32", None, None)], ((4,), "float32", None)), UnsupportedOpError,
-     "type FLOAT32"),
     (lambda: _model("RELU", [((4,), "int8", _q(0.1), None)], ((2, 2), "int8", _q(0.1))), ModelFormatError, "shapes"),
     (lambda: _model("RELU6", [((4,), "int8", _q(1e-12), None)], ((4,), "int8", _q(1e-12))), UnsupportedOpError,
      "overflows int32"),

@@ -287,8 +287,8 @@ REFUSED = {
                                           oq=(0.05, 0)), ModelFormatError, "zero points 0"),
     "bmm_int8_int16_output": (lambda: _bmm((2, 4, 6), (2, 6, 5), (2, 4, 5), ot="int16"), UnsupportedOpError,
                               "output INT16"),
-    "bmm_float": (lambda: _bmm((2, 4, 6), (2, 6, 5), (2, 4, 5), lt="float32", lq=(1.0, 0), rq=(1.0, 0), oq=None),
-                  UnsupportedOpError, "float"),
+    "bmm_hybrid": (lambda: _bmm((2, 4, 6), (2, 6, 5), (2, 4, 5), lt="float32", rt="int8", lq=(1.0, 0), oq=None),
+                   UnsupportedOpError, "hybrid"),
 }
 
 

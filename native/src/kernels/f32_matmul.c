@@ -22,6 +22,10 @@ static edgeq_status fc_prepare(eq_context* ctx, eq_node* node) {
       output == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects input, filter, optional bias and 1 output");
   }
+  if (filter->type != EQ_T_FLOAT32) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "float input with a %s filter: hybrid FULLY_CONNECTED is not supported",
+                    eq_type_name(filter->type));
+  }
   edgeq_status s = f32_check_types(ctx, node, 0);
   if (s != EDGEQ_OK) return s;
   if (eq_opt_i8(node, FC_OPT_WEIGHTS_FORMAT, 0) != 0) {
@@ -85,6 +89,10 @@ static edgeq_status bmm_prepare(eq_context* ctx, eq_node* node) {
   const eq_tensor* output = eq_output(ctx, node, 0);
   if (node->ninputs != 2 || node->noutputs != 1 || lhs == NULL || rhs == NULL || output == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 2 inputs and 1 output");
+  }
+  if (rhs->type != EQ_T_FLOAT32) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "float LHS with a %s RHS: hybrid BATCH_MATMUL is not supported",
+                    eq_type_name(rhs->type));
   }
   edgeq_status s = f32_check_types(ctx, node, 0);
   if (s != EDGEQ_OK) return s;
