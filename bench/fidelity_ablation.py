@@ -35,6 +35,8 @@ ROWS: dict[str, list[str]] = {
     "cle+adaround+bias_correction": ["cle", "adaround", "bias_correction"],
     "gptq": ["gptq"],
     "gptq+bias_correction": ["gptq", "bias_correction"],
+    "gptq+adaround": ["gptq", "adaround"],
+    "gptq+adaround+bias_correction": ["gptq", "adaround", "bias_correction"],
     "depthwise_rounding": ["depthwise_rounding"],
     "depthwise_rounding+bias_correction": ["depthwise_rounding", "bias_correction"],
     "depthwise_rounding+gptq+bias_correction": ["depthwise_rounding", "gptq", "bias_correction"],

@@ -11,9 +11,10 @@ absorbs the error that reaches it ("asymmetric reconstruction" in the paper). In
 from calibration samples; the optimisation runs in torch on the CPU for a bounded number of steps.
 
 The chosen integers q are stored as float weights scale * q (float32), which the renderer re-quantizes to
-exactly q with the plan's scales. A layer with fewer sampled rows than weights per output channel (the
-classifier after global pooling sees one row per sample) keeps round-to-nearest: its rounding cannot be
-fitted without overfitting the calibration samples.
+exactly q with the plan's scales. A layer keeps the integers it had (round-to-nearest, or what an earlier
+algorithm such as GPTQ chose) where the learned ones do not reconstruct its output better, and where it has
+fewer sampled rows than weights per output channel (the classifier after global pooling sees one row per
+sample): there the rounding cannot be fitted without overfitting the calibration samples.
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ def reconstruct(
     qmax: int,
     iterations: int = ITERATIONS,
     seed: int = 0,
+    start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """Learned integers for one layer (the weight's shape), with the output reconstruction MSE (after the
-    fused activation, over all sampled rows) of round-to-nearest and of the result."""
+    fused activation, over all sampled rows) of `start` (integers an earlier algorithm chose, e.g. GPTQ;
+    round-to-nearest by default) and of the result, which is `start` unless the learned rounding is better."""
     import torch
 
     torch.manual_seed(seed)
@@ -97,12 +100,13 @@ def reconstruct(
 
     with torch.no_grad():
         target = out(xf, mat_f)
-        nearest = torch.from_numpy((np.rint(ratio) - np.floor(ratio)).astype(np.float32))
+        first = np.rint(ratio) if start is None else matrix(layer, start)
+        initial = torch.from_numpy((first - np.floor(ratio)).astype(np.float32))
 
         def error(h):
             return float(torch.mean(torch.square(out(xq, weights(h)) - target)))
 
-        rtn_error = error(nearest)
+        start_error = error(initial)
     v = torch.nn.Parameter(torch.from_numpy(_initial_v((ratio - np.floor(ratio)).astype(np.float32))))
     optimizer = torch.optim.Adam([v], lr=LEARNING_RATE)
     rows = xq.shape[0]
@@ -120,9 +124,9 @@ def reconstruct(
     with torch.no_grad():
         hard = (v >= 0).float()
         ada_error = error(hard)
-        chosen = hard if ada_error <= rtn_error else nearest
+        chosen = hard if ada_error < start_error else initial
         q = torch.clamp(floor + chosen, -qmax, qmax).numpy().astype(np.float64)
-    return q.reshape(w_float.shape), rtn_error, min(ada_error, rtn_error)
+    return q.reshape(w_float.shape), start_error, min(ada_error, start_error)
 
 
 def _float_maps(ctx: AlgorithmContext, layers: list[Layer], samples: list) -> dict[int, list[np.ndarray]]:
@@ -158,7 +162,7 @@ def _run(ctx: AlgorithmContext) -> list[str]:
     reference = ctx.float_graph or graph
     samples = evenly_spaced(ctx.samples, SAMPLES)
     layers = linear_layers(graph, ctx.plan)
-    fitted, skipped, gains = 0, [], []
+    fitted, kept, skipped, gains = 0, 0, [], []
     float_maps = _float_maps(ctx, layers, samples)
     for k, layer in enumerate(tqdm(layers, desc="adaround", disable=not ctx.progress)):
         w = reference.tensors[layer.weight].data
@@ -171,23 +175,26 @@ def _run(ctx: AlgorithmContext) -> list[str]:
         if data.quant_rows.shape[0] < per_channel:
             skipped.append(layer)
             continue
-        scale, _, qmax = weight_grid(ctx.plan, graph, layer)
+        scale, current, qmax = weight_grid(ctx.plan, graph, layer)
         bias = None if layer.bias < 0 else reference.tensors[layer.bias].data
-        q, rtn, ada = reconstruct(layer, data, w, bias, scale, qmax, iterations=ITERATIONS, seed=k)
+        q, before, ada = reconstruct(layer, data, w, bias, scale, qmax, iterations=ITERATIONS, seed=k, start=current)
         graph.tensors[layer.weight].data = (scale * q).astype(np.float32)
         fitted += 1
-        gains.append(10 * np.log10(max(rtn, 1e-30) / max(ada, 1e-30)))
+        kept += int(ada >= before)
+        gains.append(10 * np.log10(max(before, 1e-30) / max(ada, 1e-30)))
     notes = [
-        f"learned the rounding of {fitted} layers ({ITERATIONS} steps of {BATCH} rows, {SAMPLES} calibration samples)"
+        f"learned the rounding of {fitted} layers ({ITERATIONS} steps of {BATCH} rows, {SAMPLES} calibration samples);"
+        f" {kept} kept their previous integers (the learned ones were not better)"
     ]
     if gains:
         notes.append(
-            f"layer output error vs round-to-nearest: median {np.median(gains):.2f} dB lower, "
+            "layer output error vs the previous integers (round-to-nearest unless an earlier algorithm chose): "
+            f"median {np.median(gains):.2f} dB lower, "
             f"least {min(gains):.2f} dB, most {max(gains):.2f} dB"
         )
     if skipped:
         notes.append(
-            "kept round-to-nearest (fewer sampled rows than weights per channel, or no integer input): "
+            "kept their integers (fewer sampled rows than weights per channel, or no integer input): "
             + ", ".join(graph.where(layer.op) for layer in skipped)
         )
     return notes
