@@ -1,10 +1,10 @@
-"""Seed corpus for the fuzzer and the mutation test: small integer .tflite files.
+"""Seed corpus for the fuzzer and the mutation test: small integer and float .tflite files.
 
     .venv/bin/python native/fuzz/make_corpus.py [--out DIR] [--max-bytes N] [--opmodels N]
     .venv/bin/python native/fuzz/make_corpus.py --seeds   # rewrite native/fuzz/seeds/ (committed)
 
 The corpus (default native/build-fuzz/corpus/) holds, each under --max-bytes:
-  - native/fuzz/seeds/*.tflite: a few multi-op int8 / int16x8 models built here with TFLiteConverter
+  - native/fuzz/seeds/*.tflite: a few multi-op int8 / int16x8 / float32 models built here with TFLiteConverter
     (committed, so `make -C native check` needs no Python);
   - the TFLite Micro models in ../shared/models/tflm (hello_world, micro_speech, seanet add/conv), when present;
   - the smallest --opmodels models of tests/opmodels.py (one builtin each, every quantizer), when present;
@@ -90,6 +90,8 @@ def _convert(tf, shapes, fn, activations: str, int_io: bool) -> bytes:
         for _ in range(16):
             yield [rng.uniform(-2.0, 2.0, size=s).astype(np.float32) for s in shapes]
 
+    if activations == "float":
+        return converter.convert()
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = calib
     if activations == "int16":
@@ -106,7 +108,8 @@ def _convert(tf, shapes, fn, activations: str, int_io: bool) -> bytes:
 
 
 def write_seeds(directory: Path = SEEDS) -> list[Path]:
-    """Rebuilds the committed seeds: each seed graph as int8 and int16x8, float and integer I/O."""
+    """Rebuilds the committed seeds: each seed graph as int8 and int16x8, float and integer I/O, and as float32
+    (the float kernels)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
@@ -114,14 +117,14 @@ def write_seeds(directory: Path = SEEDS) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, shapes, fn in _seed_specs(tf):
-        for activations in ("int8", "int16"):
-            for int_io in (False, True):
+        for activations in ("float", "int8", "int16"):
+            for int_io in (False, True) if activations != "float" else (False,):
                 try:
                     data = _convert(tf, shapes, fn, activations, int_io)
                 except Exception as e:  # a converter refusal only drops that variant
                     print(f"skip {name} {activations} int_io={int_io}: {type(e).__name__}: {e}", file=sys.stderr)
                     continue
-                scheme = "a16w8" if activations == "int16" else "int8"
+                scheme = {"float": "f32", "int16": "a16w8"}.get(activations, "int8")
                 path = directory / f"{name}_{scheme}{'_intio' if int_io else ''}.tflite"
                 path.write_bytes(data)
                 written.append(path)
