@@ -6,6 +6,10 @@ functions and the public methods of its public classes, in source order, the doc
 taken (up to the first ". " or blank line, whitespace collapsed), kept if it is 40 to 200 characters, has at
 least 6 words and no doctest or reST markup; then deduplicated and sorted. A seeded permutation of that list
 splits it into an evaluation set (the first EVAL_SIZE) and a disjoint calibration set (the rest).
+
+More calibration text of the same shape ("extra", calibration only): the same first sentences from every other
+pure-Python module of the standard library (test packages and site-packages left out), minus every sentence of
+the two splits above, in a seeded order. The evaluation split does not depend on it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ MODULES = (
 MIN_CHARS, MAX_CHARS, MIN_WORDS = 40, 200, 6
 EVAL_SIZE = 300
 _SPLIT_SEED = 0
+_EXTRA_SEED = 1
+# Directories of the standard library whose modules are not read for the extra calibration text.
+_EXTRA_SKIPPED_DIRS = frozenset({"site-packages", "test", "tests", "idle_test"})
 _MARKUP = re.compile(r">>>|::|`|\*\*|\$|\{|\}|%\(")
 
 
@@ -59,21 +66,51 @@ def _docstrings(tree: ast.Module) -> list[str]:
     return [d for d in found if d]
 
 
+def _stdlib() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def _module_sentences(modules: list[str]) -> set[str]:
+    kept = set()
+    for module in modules:
+        tree = ast.parse((_stdlib() / module).read_text(encoding="utf-8"))
+        kept.update(s for s in map(_first_sentence, _docstrings(tree)) if _keep(s))
+    return kept
+
+
 @functools.cache
 def all_sentences() -> tuple[str, ...]:
-    """Every kept sentence, deduplicated and sorted."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    kept = set()
-    for module in MODULES:
-        tree = ast.parse((stdlib / module).read_text(encoding="utf-8"))
-        kept.update(s for s in map(_first_sentence, _docstrings(tree)) if _keep(s))
-    return tuple(sorted(kept))
+    """Every kept sentence of MODULES, deduplicated and sorted."""
+    return tuple(sorted(_module_sentences(list(MODULES))))
+
+
+def _extra_modules() -> list[str]:
+    """Every other .py file of the standard library, sorted, outside test packages and site-packages."""
+    stdlib = _stdlib()
+    found = []
+    for path in stdlib.rglob("*.py"):
+        relative = path.relative_to(stdlib)
+        skipped = any(d in _EXTRA_SKIPPED_DIRS or d.startswith("config-") for d in relative.parts[:-1])
+        if not skipped and relative.as_posix() not in MODULES:
+            found.append(relative.as_posix())
+    return sorted(found)
+
+
+@functools.cache
+def extra_sentences() -> tuple[str, ...]:
+    """Calibration-only sentences from the other modules, none of them in all_sentences(), in a seeded order."""
+    pool = sorted(_module_sentences(_extra_modules()) - set(all_sentences()))
+    order = np.random.default_rng(_EXTRA_SEED).permutation(len(pool))
+    return tuple(pool[i] for i in order)
 
 
 def sentences(split: str) -> list[str]:
-    """The "eval" (EVAL_SIZE sentences) or "calib" (all the others) split, in a fixed order."""
+    """The "eval" (EVAL_SIZE sentences) or "calib" (all the others) split, in a fixed order; "extra": the
+    calibration-only sentences of the other modules."""
+    if split == "extra":
+        return list(extra_sentences())
     if split not in ("eval", "calib"):
-        raise ValueError(f"split must be 'eval' or 'calib', not {split!r}")
+        raise ValueError(f"split must be 'eval', 'calib' or 'extra', not {split!r}")
     pool = all_sentences()
     order = np.random.default_rng(_SPLIT_SEED).permutation(len(pool))
     chosen = order[:EVAL_SIZE] if split == "eval" else order[EVAL_SIZE:]

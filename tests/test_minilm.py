@@ -153,3 +153,26 @@ def test_weight_only_overrides_keep_ops_float_and_refuse_other_weights() -> None
     x = edgeq.calibration.arrays(np.random.default_rng(0).normal(size=(4, 64)).astype(np.float32))
     with pytest.raises(edgeq.errors.PlanError, match="weight-only"):
         edgeq.quantize(dense, x, scheme="w4-block32", overrides={"*": "int8"}, progress=False)
+
+
+def test_weight_only_override_gives_the_table_its_own_block_size() -> None:
+    """w4-block32 with the table overridden to w4-block16 (MiniLM's finer table): the table takes blocks of 16,
+    LiteRT's lookup returns exactly those rows, and its error is below the block-32 table's."""
+    model = _lookup_model()
+    ids = np.random.default_rng(1).integers(0, ROWS, size=(16, 8)).astype(np.int32)
+    calib = edgeq.calibration.arrays(ids)
+    fine = edgeq.quantize(model, calib, scheme="w4-block32", overrides={"rows": "w4-block16"}, progress=False)
+    coarse = edgeq.quantize(model, calib, scheme="w4-block32", progress=False)
+    enc = fine.plan.tensors["table"]
+    assert (enc.dtype, enc.block_size, len(enc.scale)) == ("int4", 16, ROWS * COLUMNS // 16)
+    assert read_tflite(fine.tflite).tensors[3].quant.block_size == 16
+    table = model.graph.tensors[3].data
+    errors = []
+    for qm in (fine, coarse):
+        e = qm.plan.tensors["table"]
+        q = quantize_array(table, e.scales(), e.zero_points(), 0, "int4", True, e.block_size)
+        rows = (q.reshape(ROWS, -1, e.block_size) * e.scales().reshape(ROWS, -1, 1)).reshape(ROWS, COLUMNS)
+        np.testing.assert_array_equal(LiteRT(qm.tflite).run([ids[:1]])[0], rows[ids[0]].astype(np.float32))
+        errors.append(float(np.mean((rows - table) ** 2)))
+    print(f"\ntable MSE, blocks of 16 vs 32: {errors[0]:.5f} vs {errors[1]:.5f}")
+    assert errors[0] < 0.85 * errors[1]

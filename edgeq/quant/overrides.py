@@ -5,7 +5,8 @@ layers and edgeq.sensitivity call a layer). A pattern maps to "int8" (per-channe
 scheme with int8 activations ("int4-channel", "int4-block32", ...), "int16x8" (under an int8-activation
 scheme: the op reads and writes int16 activations with int8 weights and an int64 bias; QUANTIZE int8 <-> int16
 where it meets int8 ops) or "float" (the op computes in float between DEQUANTIZE and QUANTIZE, as ops edgeq
-cannot quantize do). Patterns are tried in the order given; the first that matches an op decides it.
+cannot quantize do). Under a weight-only scheme (w4-blockN) a pattern maps to another w4-blockN or "float".
+Patterns are tried in the order given; the first that matches an op decides it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def resolve_overrides(graph: Graph, overrides: Mapping[str, str] | None, base: S
         return resolved
     names = [op_name(graph, i) for i in range(len(graph.ops))]
     weighted = [i for i, op in enumerate(graph.ops) if op.kind in _WEIGHT_KINDS and _has_constant_weight(graph, i)]
+    if base.weight_only:  # weight-only schemes also quantize constant EMBEDDING_LOOKUP tables (read as float rows)
+        lookups = [(i, op) for i, op in enumerate(graph.ops) if op.kind == "EMBEDDING_LOOKUP"]
+        tables = [i for i, op in lookups if _constant(graph, op.inputs[1])]
+        weighted = sorted(weighted + tables)
     floatable = [i for i, op in enumerate(graph.ops) if op.kind in RULES and op.kind not in SHAPE_OPS]
     widenable = [i for i in floatable if RULES[graph.ops[i].kind].int16]
     decided: set[int] = set()
@@ -105,6 +110,15 @@ def _target_scheme(pattern: str, target: str, base: Scheme) -> Scheme | None:
     """The weight scheme an override names (None: keep the op float)."""
     if target == FLOAT:
         return None
+    if base.weight_only:
+        # Weight-only: another block size for some weights (a finer embedding table, say), or float.
+        allowed = [FLOAT, *(n for n, s in SCHEMES.items() if s.weight_only)]
+        if target not in allowed:
+            raise PlanError(
+                f"override '{pattern}' -> {target}: {base.name} is weight-only, overrides choose another "
+                f"weight-only scheme or float ({', '.join(allowed)})"
+            )
+        return SCHEMES[target]
     if target == INT16X8 and base.activation_dtype != "int8":
         raise PlanError(f"override '{pattern}' -> int16x8 promotes int8 activations: scheme {base.name} has none")
     int4 = [n for n, s in SCHEMES.items() if s.weight_dtype == "int4" and s.activation_dtype == "int8"]
@@ -123,5 +137,8 @@ def _target_scheme(pattern: str, target: str, base: Scheme) -> Scheme | None:
 
 def _has_constant_weight(graph: Graph, index: int) -> bool:
     op = graph.ops[index]
-    slots = [op.inputs[pos] for pos, _ in RULES[op.kind].weights if pos < len(op.inputs)]
-    return any(t >= 0 and graph.tensors[t].is_constant for t in slots)
+    return any(_constant(graph, op.inputs[pos]) for pos, _ in RULES[op.kind].weights if pos < len(op.inputs))
+
+
+def _constant(graph: Graph, tensor: int) -> bool:
+    return tensor >= 0 and graph.tensors[tensor].is_constant

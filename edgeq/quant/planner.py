@@ -101,7 +101,8 @@ def classify_ops(graph: Graph, opts: PlanOptions) -> tuple[list[bool], list[Floa
     for i, op in enumerate(graph.ops):
         reason = ""
         if opts.scheme.weight_only:
-            reason = _weight_only_float_reason(graph, op, opts.scheme) or _coverage_float_reason(graph, op, opts)
+            scheme = opts.weight_schemes.get(i, opts.scheme)  # an override: another weight-only block size
+            reason = _weight_only_float_reason(graph, op, scheme) or _coverage_float_reason(graph, op, opts)
             quantized.append(not reason)
             if reason:
                 floats.append(FloatOp(index=i, kind=op.kind, reason=reason))
@@ -145,10 +146,9 @@ def build_plan(
     quantized, floats = classify_ops(graph, opts)
     plan = QuantPlan(scheme=scheme.name, io_dtype=opts.io_dtype, model_sha256=model_sha256, float_ops=floats)
     if scheme.weight_only:
-        if opts.weight_schemes:
-            raise PlanError(f"{scheme.name} is weight-only: overrides can keep ops float, not give them other weights")
         slots = dict(_weight_only_slot(graph, i, op) for i, op in enumerate(graph.ops) if quantized[i])
-        _plan_weights_and_biases(graph, plan, slots, {}, scheme, window=opts.conv_blocks == "window")
+        window = opts.conv_blocks == "window"
+        _plan_weights_and_biases(graph, plan, slots, {}, scheme, opts.weight_schemes, window=window)
         kept = [f for f in floats if _coverage_float_reason(graph, graph.ops[f.index], opts)]
         if kept:
             plan.notes.append(
