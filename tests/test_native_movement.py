@@ -399,10 +399,11 @@ def test_types_litert_refuses_are_refused(name: str) -> None:
         NativeModel(model)
 
 
-def test_float32_resize_bilinear_is_refused() -> None:
-    # LiteRT runs it, but it is float arithmetic, not data movement: edgeq leaves it out.
-    with pytest.raises(UnsupportedOpError, match="FLOAT32"):
-        NativeModel(_resize("RESIZE_BILINEAR", "float32", None, (2, 2), (3, 3)))
+@pytest.mark.parametrize("mode", ["none", "align", "half"])
+def test_float32_resize_bilinear_is_bit_exact(mode: str) -> None:
+    # The generic reference path in float, as UINT8 takes it without the rounding offset.
+    result = verify(_resize("RESIZE_BILINEAR", "float32", None, (5, 4), (9, 11), mode=mode), samples=3)
+    assert result.bit_exact, result.summary()
 
 
 # ---------------------------------------------------------------------------------------------------------

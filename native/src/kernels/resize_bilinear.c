@@ -1,7 +1,7 @@
 /* RESIZE_BILINEAR (NHWC, constant INT32 size). INT8 and INT16 follow LiteRT's ResizeBilinearInteger:
  * 10-bit fixed-point source coordinates, a 20-bit weighted sum of the four neighbours rounded half
- * away from zero (double rounding build). UINT8 follows the generic reference ResizeBilinear in float
- * (truncating value + 0.5). Source coordinates and neighbours are computed once at prepare. */
+ * away from zero (double rounding build). UINT8 and FLOAT32 follow the generic reference ResizeBilinear in
+ * float (UINT8 truncating value + 0.5). Source coordinates and neighbours are computed once at prepare. */
 #include <math.h>
 
 #include "movement.h"
@@ -73,7 +73,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (node->ninputs != 2 || node->noutputs != 1 || input == NULL || size == NULL || output == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 2 inputs (input, size) and 1 output");
   }
-  edgeq_status s = mv_check_type(ctx, input, MV_QUANT_TYPES, "input");
+  edgeq_status s = mv_check_type(ctx, input, MV_QUANT_TYPES | MV_T(EQ_T_FLOAT32), "input");
   if (s == EDGEQ_OK) s = mv_check_same_type(ctx, input, output, "input", "output");
   if (s == EDGEQ_OK) s = mv_check_const_ints(ctx, size, "size", 0);
   if (s != EDGEQ_OK) return s;
@@ -91,7 +91,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if ((s = mv_expect_shape(ctx, output, 4, shape, "output")) != EDGEQ_OK) return s;
   const int32_t in_h = input->dims[1], in_w = input->dims[2];
   /* LiteRT forms (1 << 10) * in + out / 2 in int32 */
-  if (input->type != EQ_T_UINT8 && ((int64_t)1024 * in_h + out_h / 2 > INT32_MAX ||
+  const int generic = input->type == EQ_T_UINT8 || input->type == EQ_T_FLOAT32;
+  if (!generic && ((int64_t)1024 * in_h + out_h / 2 > INT32_MAX ||
                                     (int64_t)1024 * in_w + out_w / 2 > INT32_MAX)) {
     return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "input %dx%d overflows LiteRT's 10-bit fixed-point scale",
                     (int)in_h, (int)in_w);
@@ -102,7 +103,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   data->xs = eq_alloc(ctx, sizeof(rb_axis) * (size_t)out_w);
   if (data->ys == NULL || data->xs == NULL) return EDGEQ_ERROR_MEMORY;
   if (output->count > 0) {
-    if (input->type == EQ_T_UINT8) {
+    if (generic) {
       if ((s = fill_float(ctx, data->ys, in_h, out_h, align, half)) != EDGEQ_OK) return s;
       if ((s = fill_float(ctx, data->xs, in_w, out_w, align, half)) != EDGEQ_OK) return s;
     } else {
@@ -152,35 +153,43 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     }                                                                                                          \
   } while (0)
 
-static void invoke_u8(const rb_data* d, const uint8_t* in, uint8_t* out) {
-  const size_t depth = (size_t)d->depth;
-  for (size_t b = 0; b < (size_t)d->batches; ++b) {
-    const uint8_t* image = in + b * (size_t)d->in_h * (size_t)d->in_w * depth;
-    for (int32_t y = 0; y < d->out_h; ++y) {
-      const rb_axis* ay = &d->ys[y];
-      const float fy = ay->fpos - (float)ay->lo, gy = 1.0f - fy;
-      const uint8_t* row0 = image + (size_t)ay->lo * (size_t)d->in_w * depth;
-      const uint8_t* row1 = image + (size_t)ay->hi * (size_t)d->in_w * depth;
-      for (int32_t x = 0; x < d->out_w; ++x) {
-        const rb_axis* ax = &d->xs[x];
-        const float fx = ax->fpos - (float)ax->lo, gx = 1.0f - fx;
-        const uint8_t* p00 = row0 + (size_t)ax->lo * depth;
-        const uint8_t* p01 = row0 + (size_t)ax->hi * depth;
-        const uint8_t* p10 = row1 + (size_t)ax->lo * depth;
-        const uint8_t* p11 = row1 + (size_t)ax->hi * depth;
-        for (size_t c = 0; c < depth; ++c) {
-          /* LiteRT's expression, evaluated left to right in float */
-          float v = (float)p00[c] * gy * gx;
-          v = v + (float)p10[c] * fy * gx;
-          v = v + (float)p01[c] * gy * fx;
-          v = v + (float)p11[c] * fy * fx;
-          v = v + 0.5f;
-          *out++ = (uint8_t)(int32_t)v; /* truncation through int32, as x86 converts float to uint8 */
-        }
-      }
-    }
+/* The generic reference ResizeBilinear: LiteRT's expression evaluated left to right in float, plus the
+ * rounding offset (0.5 for integers, 0 for float, which still turns -0 into +0), stored by STORE. */
+#define RB_FLOAT_PATH(NAME, T, OFFSET, STORE)                                                         \
+  static void NAME(const rb_data* d, const T* in, T* out) {                                            \
+    const size_t depth = (size_t)d->depth;                                                             \
+    for (size_t b = 0; b < (size_t)d->batches; ++b) {                                                  \
+      const T* image = in + b * (size_t)d->in_h * (size_t)d->in_w * depth;                             \
+      for (int32_t y = 0; y < d->out_h; ++y) {                                                         \
+        const rb_axis* ay = &d->ys[y];                                                                 \
+        const float fy = ay->fpos - (float)ay->lo, gy = 1.0f - fy;                                     \
+        const T* row0 = image + (size_t)ay->lo * (size_t)d->in_w * depth;                              \
+        const T* row1 = image + (size_t)ay->hi * (size_t)d->in_w * depth;                              \
+        for (int32_t x = 0; x < d->out_w; ++x) {                                                       \
+          const rb_axis* ax = &d->xs[x];                                                               \
+          const float fx = ax->fpos - (float)ax->lo, gx = 1.0f - fx;                                   \
+          const T* p00 = row0 + (size_t)ax->lo * depth;                                                \
+          const T* p01 = row0 + (size_t)ax->hi * depth;                                                \
+          const T* p10 = row1 + (size_t)ax->lo * depth;                                                \
+          const T* p11 = row1 + (size_t)ax->hi * depth;                                                \
+          for (size_t c = 0; c < depth; ++c) {                                                         \
+            float v = (float)p00[c] * gy * gx;                                                         \
+            v = v + (float)p10[c] * fy * gx;                                                           \
+            v = v + (float)p01[c] * gy * fx;                                                           \
+            v = v + (float)p11[c] * fy * fx;                                                           \
+            v = v + (OFFSET);                                                                          \
+            *out++ = STORE(v);                                                                         \
+          }                                                                                            \
+        }                                                                                              \
+      }                                                                                                \
+    }                                                                                                  \
   }
-}
+
+/* truncation through int32, as x86 converts float to uint8 */
+#define RB_STORE_U8(v) ((uint8_t)(int32_t)(v))
+#define RB_STORE_F32(v) (v)
+RB_FLOAT_PATH(invoke_u8, uint8_t, 0.5f, RB_STORE_U8)
+RB_FLOAT_PATH(invoke_f32, float, 0.0f, RB_STORE_F32)
 
 static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const rb_data* d = node->user;
@@ -194,6 +203,9 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
       break;
     case EQ_T_INT16:
       RB_INTEGER_LOOP(int16_t);
+      break;
+    case EQ_T_FLOAT32:
+      invoke_f32(d, (const float*)input->data, (float*)output->data);
       break;
     default:
       invoke_u8(d, input->data, output->data);
