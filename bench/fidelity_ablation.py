@@ -5,6 +5,7 @@ Rows: the plain int8 plan, each algorithm alone and their combinations. Columns:
 float model, pooled logit SQNR, and the wall time of each algorithm (quantize() times them).
 
     python -m bench.fidelity_ablation [--rows baseline,cle,...] [--calib 240] [--eval 480] [--fashion 10000]
+                                      [--observer auto|mse|minmax|percentile]
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class Result:
     top1: float | None = None
 
 
-def efficientnet(rows: list[str], n_calib: int, n_eval: int, progress: bool) -> list[Result]:
+def efficientnet(
+    rows: list[str], n_calib: int, n_eval: int, progress: bool, observer: str | None = None
+) -> list[Result]:
     entry = zoo.get("efficientnet_lite0")
     model = edgeq.load(entry.path(), name="efficientnet_lite0")
     calib = edgeq.calibration.arrays(*entry.calib(n_calib, 0))
@@ -65,12 +68,12 @@ def efficientnet(rows: list[str], n_calib: int, n_eval: int, progress: bool) -> 
     out = []
     for row in rows:
         start = time.perf_counter()
-        qm = edgeq.quantize(model, calib, scheme="int8", algorithms=ROWS[row], progress=progress)
+        qm = edgeq.quantize(model, calib, scheme="int8", algorithms=ROWS[row], progress=progress, observer=observer)
         seconds = time.perf_counter() - start
         report = edgeq.compare(model, qm, evaluation, layers=0)
         result = Result(
             model="efficientnet_lite0",
-            row=row,
+            row=row if observer is None else f"{row} ({observer} ranges)",
             top1_agreement=report.outputs[0].top1_agreement,
             sqnr_db=report.pooled_sqnr_db,
             quantize_s=seconds,
@@ -127,12 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fashion", type=int, default=10000, help="Fashion-MNIST test images (0: skip)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--observer", help="EfficientNet rows' activation ranges (quantize's observer)")
     args = ap.parse_args(argv)
     rows = [r for r in args.rows.split(",") if r]
     unknown = [r for r in rows + args.fashion_rows.split(",") if r and r not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
-    results = efficientnet(rows, args.calib, args.eval, args.progress) if rows else []
+    results = efficientnet(rows, args.calib, args.eval, args.progress, args.observer) if rows else []
     if args.fashion:
         results += fashion([r for r in args.fashion_rows.split(",") if r], args.fashion, args.progress)
     if args.json:
