@@ -1,8 +1,8 @@
 /* float32 CONV_2D and DEPTHWISE_CONV_2D (NHWC; filters OHWI and 1HWO) as LiteRT's reference Conv and
  * DepthwiseConv compute them: each output value a float sum over the window in (filter_y, filter_x,
  * input channel) order, taps outside the image skipped, then the bias added and the fused activation
- * applied. The filter may be computed at run time (edgeq's weight-only INT4 models DEQUANTIZE it), so its
- * transposed copy is made at invoke. Keeping one accumulator per output channel and looping over the
+ * applied. CONV_2D reads its filter transposed to [kh][kw][in][out]: once at prepare for a constant filter,
+ * at every invoke for one computed at run time (edgeq's weight-only INT4 models DEQUANTIZE it). Keeping one accumulator per output channel and looping over the
  * channels innermost keeps each sum in the reference's order while the compiler vectorizes across
  * channels, so the results are the reference's bit for bit. */
 #include <string.h>
@@ -16,7 +16,8 @@ typedef struct f32_conv {
   int32_t groups, group_in, group_out; /* CONV_2D: filter input depth and output channels per group */
   int32_t depth_multiplier;            /* DEPTHWISE_CONV_2D */
   f32_range range;
-  int32_t acc_slot, filter_slot; /* scratch: out_c accumulators; CONV_2D: the filter as [kh][kw][in][out] */
+  int32_t acc_slot, filter_slot; /* scratch: out_c accumulators; CONV_2D: the computed filter transposed */
+  float* filter_t;                /* CONV_2D with a constant filter: transposed at prepare */
 } f32_conv;
 
 /* The checks and geometry both ops share; options at `opt_act` (fused activation) and `opt_dil` (dilation
@@ -79,6 +80,14 @@ static edgeq_status conv_prepare_common(eq_context* ctx, eq_node* node, int opt_
   return EDGEQ_OK;
 }
 
+/* OHWI -> HWIO, so the output channels of one tap lie side by side. */
+static void transpose_filter(const f32_conv* d, const float* w, float* wt) {
+  const size_t O = (size_t)d->out_c, K = (size_t)d->kh * (size_t)d->kw * (size_t)d->group_in;
+  for (size_t o = 0; o < O; ++o) {
+    for (size_t k = 0; k < K; ++k) wt[k * O + o] = w[o * K + k];
+  }
+}
+
 static edgeq_status conv_prepare(eq_context* ctx, eq_node* node) {
   f32_conv* d;
   edgeq_status s = conv_prepare_common(ctx, node, 3, 4, &d);
@@ -96,7 +105,14 @@ static edgeq_status conv_prepare(eq_context* ctx, eq_node* node) {
                     (int)d->groups);
   }
   d->group_out = d->out_c / d->groups;
-  d->filter_slot = eq_request_scratch(ctx, node, sizeof(float) * (filter->count > 0 ? filter->count : 1));
+  const size_t bytes = sizeof(float) * (filter->count > 0 ? filter->count : 1);
+  if (filter->is_constant) {
+    d->filter_t = eq_alloc(ctx, bytes);
+    if (d->filter_t == NULL) return EDGEQ_ERROR_MEMORY;
+    transpose_filter(d, (const float*)filter->data, d->filter_t);
+    return EDGEQ_OK;
+  }
+  d->filter_slot = eq_request_scratch(ctx, node, bytes);
   return d->filter_slot < 0 ? EDGEQ_ERROR_MEMORY : EDGEQ_OK;
 }
 
@@ -112,12 +128,13 @@ static edgeq_status conv_invoke(eq_context* ctx, eq_node* node) {
   const float* bias = bias_t != NULL ? (const float*)bias_t->data : NULL;
   float* y = (float*)eq_output(ctx, node, 0)->data;
   float* acc = eq_scratch(ctx, node, d->acc_slot);
-  float* wt = eq_scratch(ctx, node, d->filter_slot);
-  const size_t O = (size_t)d->out_c, KH = (size_t)d->kh, KW = (size_t)d->kw, I = (size_t)d->group_in;
-  const float* w = (const float*)filter->data;
-  for (size_t o = 0; o < O; ++o) {
-    for (size_t k = 0; k < KH * KW * I; ++k) wt[k * O + o] = w[o * KH * KW * I + k];
+  const float* wt = d->filter_t;
+  if (wt == NULL) {
+    float* scratch = eq_scratch(ctx, node, d->filter_slot);
+    transpose_filter(d, (const float*)filter->data, scratch);
+    wt = scratch;
   }
+  const size_t O = (size_t)d->out_c, KW = (size_t)d->kw, I = (size_t)d->group_in;
   for (int32_t b = 0; b < d->batches; ++b) {
     for (int32_t oy = 0; oy < d->out_h; ++oy) {
       const int32_t iy0 = oy * d->stride_h - d->pad_h;

@@ -98,7 +98,8 @@ typedef float (*f32_unary_fn)(const eq_node* node, float x);
 
 typedef struct f32_unary {
   f32_unary_fn fn;
-  float alpha; /* LEAKY_RELU */
+  float alpha;     /* LEAKY_RELU */
+  int approximate; /* GELU */
 } f32_unary;
 
 static float u_relu(const eq_node* n, float x) {
@@ -161,7 +162,7 @@ static float u_hard_swish(const eq_node* n, float x) {
 }
 static float u_gelu(const eq_node* n, float x) {
   const f32_unary* d = n->user;
-  if (d->alpha != 0.0f) { /* approximate */
+  if (d->approximate) {
     const float sqrt_2_over_pi = (float)(1.12837916709551257390 * 0.70710678118654752440);
     return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * (x + 0.044715f * x * x * x)));
   }
@@ -181,7 +182,7 @@ static edgeq_status unary_prepare(eq_context* ctx, eq_node* node, f32_unary_fn f
   if (d == NULL) return EDGEQ_ERROR_MEMORY;
   d->fn = fn;
   if (fn == u_leaky_relu) d->alpha = eq_opt_f32(node, 0, 0.0f);
-  if (fn == u_gelu) d->alpha = eq_opt_bool(node, 0, 0) ? 1.0f : 0.0f;
+  if (fn == u_gelu) d->approximate = eq_opt_bool(node, 0, 0);
   node->user = d;
   return EDGEQ_OK;
 }
