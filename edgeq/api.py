@@ -206,7 +206,7 @@ def quantize(
         else:  # fewer than 16 samples: none to spare for choosing
             best = next(iter(renders))
         plan, rendered = plans[best], renders[best]
-        plan.notes += resolved.notes
+        plan.notes += resolved.notes + result.notes
         ctx.plan = plan
         ctx.float_graph = work.copy() if chosen else None
         reports += [timed(a.name, lambda a=a: a.load()(ctx)) for a in chosen if a.stage == "plan"]

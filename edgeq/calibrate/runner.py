@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from edgeq.calibrate.data import InputSpec, validated
 from edgeq.calibrate.observers import HistogramObserver, make_observer
+from edgeq.calibrate.softmax_ranges import Extremes, masked_softmax_ranges, softmax_inputs, tensors_read
 from edgeq.ir.graph import Graph
 from edgeq.runtime import LiteRT
 
@@ -25,6 +26,7 @@ class CalibrationResult:
     minmax_ranges: dict[int, tuple[float, float]] | None = None  # exact extremes, where the observer has them
     held_inputs: list[list[np.ndarray]] = field(default_factory=list)  # samples held out of the ranges
     held_outputs: list[list[np.ndarray]] = field(default_factory=list)  # the float model's outputs on them
+    notes: list[str] = field(default_factory=list)  # ranges calibration adjusted, and why
 
 
 def input_specs(graph: Graph) -> list[InputSpec]:
@@ -56,6 +58,8 @@ def calibrate(
     runtime = LiteRT(model, preserve=True)
     watched = [t for t in graph.activations() if graph.tensors[t].dtype == "float32"]
     observers = {t: make_observer(observer, bits=bits, symmetric=symmetric) for t in watched}
+    softmaxes = softmax_inputs(graph)
+    extremes = {t: Extremes() for t in tensors_read(softmaxes) if t in observers}
     specs = input_specs(graph)
     model_shapes = [tuple(graph.tensors[t].shape) for t in graph.inputs]
     bar = tqdm(desc="calibrating", unit="sample", disable=not progress, file=sys.stderr, leave=False)
@@ -74,12 +78,17 @@ def calibrate(
                 continue
             for t, obs in observers.items():
                 obs.update(runtime.tensor(t))
+            for t, ext in extremes.items():
+                ext.update(runtime.tensor(t))
         samples += count
     bar.close()
     ranges = {t: obs.range() for t, obs in observers.items()}
     minmax = None
     if all(isinstance(obs, HistogramObserver) for obs in observers.values()):
         minmax = {t: obs.minmax_range() for t, obs in observers.items()}
+    ranges, notes = masked_softmax_ranges(graph, ranges, softmaxes, extremes, symmetric)
+    if minmax is not None:
+        minmax, _ = masked_softmax_ranges(graph, minmax, softmaxes, extremes, symmetric)
     return CalibrationResult(
         ranges=ranges,
         samples=samples,
@@ -87,4 +96,5 @@ def calibrate(
         minmax_ranges=minmax,
         held_inputs=held_inputs,
         held_outputs=held_outputs,
+        notes=notes,
     )
