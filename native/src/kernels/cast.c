@@ -17,7 +17,8 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 1 input and 1 output");
   }
   if (!castable(in->type) || !castable(out->type)) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "CAST from %s to %s", eq_type_name(in->type), eq_type_name(out->type));
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "CAST from %s to %s", eq_type_name(in->type),
+                    eq_type_name(out->type));
   }
   if (in->count != out->count) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "input and output sizes differ");
   return EDGEQ_OK;

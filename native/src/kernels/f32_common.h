@@ -54,14 +54,14 @@ static inline edgeq_status f32_check_types(eq_context* ctx, const eq_node* node,
   for (int32_t i = 0; i < node->ninputs; ++i) {
     const eq_tensor* t = eq_input(ctx, node, i);
     if (t != NULL && !(except & (1u << i)) && t->type != EQ_T_FLOAT32) {
-      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "float op with input %d '%s' of type %s", (int)i, t->name,
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "FLOAT32 op with input %d '%s' of type %s", (int)i, t->name,
                       eq_type_name(t->type));
     }
   }
   for (int32_t i = 0; i < node->noutputs; ++i) {
     const eq_tensor* t = eq_output(ctx, node, i);
     if (t == NULL || t->type != EQ_T_FLOAT32) {
-      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "float op with output %d of type %s", (int)i,
+      return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "FLOAT32 op with output %d of type %s", (int)i,
                       t == NULL ? "none" : eq_type_name(t->type));
     }
   }

@@ -1,10 +1,11 @@
 /* float32 CONV_2D and DEPTHWISE_CONV_2D (NHWC; filters OHWI and 1HWO) as LiteRT's reference Conv and
  * DepthwiseConv compute them: each output value a float sum over the window in (filter_y, filter_x,
  * input channel) order, taps outside the image skipped, then the bias added and the fused activation
- * applied. CONV_2D reads its filter transposed to [kh][kw][in][out]: once at prepare for a constant filter,
- * at every invoke for one computed at run time (edgeq's weight-only INT4 models DEQUANTIZE it). Keeping one accumulator per output channel and looping over the
- * channels innermost keeps each sum in the reference's order while the compiler vectorizes across
- * channels, so the results are the reference's bit for bit. */
+ * applied. CONV_2D reads its filter transposed to [kh][kw][in][out]: once at prepare for a constant
+ * filter, at every invoke for one computed at run time (edgeq's weight-only INT4 models DEQUANTIZE it).
+ * Keeping one accumulator per output channel and looping over the channels innermost keeps each sum in
+ * the reference's order while the compiler vectorizes across channels, so the results are the
+ * reference's bit for bit. */
 #include <string.h>
 
 #include "conv_common.h"

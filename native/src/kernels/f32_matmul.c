@@ -23,8 +23,8 @@ static edgeq_status fc_prepare(eq_context* ctx, eq_node* node) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects input, filter, optional bias and 1 output");
   }
   if (filter->type != EQ_T_FLOAT32) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "float input with a %s filter: hybrid FULLY_CONNECTED is not supported",
-                    eq_type_name(filter->type));
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "FLOAT32 input with a %s filter: hybrid FULLY_CONNECTED is not "
+                    "supported", eq_type_name(filter->type));
   }
   edgeq_status s = f32_check_types(ctx, node, 0);
   if (s != EDGEQ_OK) return s;
@@ -91,7 +91,7 @@ static edgeq_status bmm_prepare(eq_context* ctx, eq_node* node) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 2 inputs and 1 output");
   }
   if (rhs->type != EQ_T_FLOAT32) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "float LHS with a %s RHS: hybrid BATCH_MATMUL is not supported",
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "FLOAT32 LHS with a %s RHS: hybrid BATCH_MATMUL is not supported",
                     eq_type_name(rhs->type));
   }
   edgeq_status s = f32_check_types(ctx, node, 0);
@@ -154,7 +154,9 @@ static edgeq_status bmm_invoke(eq_context* ctx, eq_node* node) {
         for (size_t i = 0; i < d->rows; ++i) {
           for (size_t j = 0; j < d->cols; ++j) {
             float total = 0.0f;
-            for (size_t k = 0; k < d->depth; ++k) total += a[i * d->lhs_row + k * d->lhs_k] * bm[k * d->rhs_k + j * d->rhs_col];
+            for (size_t k = 0; k < d->depth; ++k) {
+              total += a[i * d->lhs_row + k * d->lhs_k] * bm[k * d->rhs_k + j * d->rhs_col];
+            }
             *y++ = total;
           }
         }

@@ -39,7 +39,9 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
                     (int)params->ndim);
   }
   const int32_t out_ndim = indices->ndim - 1 + params->ndim - depth;
-  if (out_ndim > EQ_MAX_DIMS) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "the output would have rank %d", (int)out_ndim);
+  if (out_ndim > EQ_MAX_DIMS) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "the output would have rank %d", (int)out_ndim);
+  }
   int64_t shape[EQ_MAX_DIMS];
   int32_t k = 0;
   for (int32_t i = 0; i < indices->ndim - 1; ++i) shape[k++] = indices->dims[i];

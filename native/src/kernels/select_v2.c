@@ -15,7 +15,9 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   if (node->ninputs != 3 || node->noutputs != 1 || in[0] == NULL || in[1] == NULL || in[2] == NULL || out == NULL) {
     return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "expects 3 inputs (condition, x, y) and 1 output");
   }
-  if (in[0]->type != EQ_T_BOOL) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "condition is %s", eq_type_name(in[0]->type));
+  if (in[0]->type != EQ_T_BOOL) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "condition is %s", eq_type_name(in[0]->type));
+  }
   edgeq_status s = mv_check_type(ctx, in[1], MV_COPY_TYPES, "x");
   if (s == EDGEQ_OK) s = mv_check_same_type(ctx, in[1], in[2], "x", "y");
   if (s == EDGEQ_OK) s = mv_check_same_type(ctx, in[1], out, "x", "output");
