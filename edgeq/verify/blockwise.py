@@ -58,7 +58,7 @@ class BlockwiseCheck:
 class _Op:
     block_size: int
     activation: str
-    runtime: LiteRT  # the op alone under LiteRT's default kernels (blockwise) or REF (inexact float ops)
+    runtime: LiteRT  # the op alone under LiteRT's default kernels
     max_abs_diff: float = 0.0
     output_range: float = 0.0
 
@@ -70,23 +70,21 @@ class BlockwiseOps:
     def __init__(self, data: bytes):
         self._data = data
         self.ops: dict[int, _Op] = {}  # blockwise FULLY_CONNECTED ops
-        self.inexact: dict[int, _Op] = {}  # INEXACT_FLOAT_OPS, block_size 0
+        self.inexact: dict[int, LiteRT] = {}  # INEXACT_FLOAT_OPS, each alone under REF
         self.cut_tensors: list[int] = []
         self._graph: Graph | None = None
         if not _may_be_cut(data):
             return
         graph = read_tflite(data)
         for i, op in enumerate(graph.ops):
-            alone = dataclasses.replace(graph, ops=[op], inputs=[op.inputs[0]], outputs=[op.outputs[0]],
-                                        signature_key="", signature_inputs={}, signature_outputs={}, metadata={})
             if op.kind in INEXACT_FLOAT_OPS and graph.tensors[op.inputs[0]].dtype == "float32":
-                self.inexact[i] = _Op(0, op.fused_activation, LiteRT(write_tflite(alone), reference=True, threads=1))
+                self.inexact[i] = LiteRT(_alone(graph, i), reference=True, threads=1)
                 self.cut_tensors.append(op.outputs[0])
                 continue
             w = graph.tensors[op.inputs[1]] if op.kind == "FULLY_CONNECTED" and len(op.inputs) > 1 else None
             if w is None or op.inputs[1] < 0 or w.quant is None or not w.quant.block_size:
                 continue
-            self.ops[i] = _Op(int(w.quant.block_size), op.fused_activation, LiteRT(write_tflite(alone), threads=1))
+            self.ops[i] = _Op(int(w.quant.block_size), op.fused_activation, LiteRT(_alone(graph, i), threads=1))
             self.cut_tensors.append(op.outputs[0])
         self._graph = graph
 
@@ -94,7 +92,8 @@ class BlockwiseOps:
         return op_index in self.ops or op_index in self.inexact
 
     def reference_model(self) -> bytes:
-        """The model for LiteRT REF: unchanged, or without the blockwise ops, whose outputs become inputs."""
+        """The model for LiteRT REF: unchanged, or without the cut ops (blockwise and inexact float ones), whose
+        outputs become inputs."""
         if not self.cut_tensors or self._graph is None:
             return self._data
         g = self._graph
@@ -105,7 +104,7 @@ class BlockwiseOps:
 
     def reference_alone(self, op_index: int, x: np.ndarray) -> np.ndarray:
         """LiteRT REF's output of inexact float op `op_index` run alone on edgeq's input `x`."""
-        return self.inexact[op_index].runtime.run([x])[0]
+        return self.inexact[op_index].run([x])[0]
 
     def check(self, op_index: int, x: np.ndarray, mine: np.ndarray) -> None:
         """Runs op `op_index` alone in LiteRT on edgeq's input `x` and records its distance to edgeq's output."""
@@ -141,6 +140,13 @@ class BlockwiseOps:
             release = ""
         return (f"LiteRT default kernels{release}, each op alone on edgeq's input: XNNPACK qd8_f32_qb4w for blocks "
                 "of 32k, the builtin FULLY_CONNECTED for others (REF kernels do not compute blockwise INT4)")
+
+
+def _alone(graph: Graph, index: int) -> bytes:
+    """Op `index` of `graph` as a model of its own: its first input in, its first output out."""
+    op = graph.ops[index]
+    return write_tflite(dataclasses.replace(graph, ops=[op], inputs=[op.inputs[0]], outputs=[op.outputs[0]],
+                                            signature_key="", signature_inputs={}, signature_outputs={}, metadata={}))
 
 
 def _kernel_name(block_size: int) -> str:
