@@ -83,6 +83,7 @@ class Lowering:
     float_sourced: set[int] = field(default_factory=set)  # w8a8: planned tensors the .tflite holds in float
     quantized_views: dict[int, Value] = field(default_factory=dict)  # ...and their fake-quantized twins
     on_grid_vars: dict[str, tuple] = field(default_factory=dict)  # dequantize output -> its grid_consts key
+    transposed: dict[tuple[str, tuple], Value] = field(default_factory=dict)  # (var name, perm) -> its transpose
 
     # ---- names -------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -103,9 +104,14 @@ class Lowering:
             return v
         if len(perm) != v.rank:
             raise PlanError(f"internal: layout of rank {v.rank} asked as rank {len(perm)} at {hint}")
-        # new MIL axis i holds TFLite axis perm[i], found in the old MIL var at axis v.perm.index(perm[i]).
-        order = [v.perm.index(p) for p in perm]
-        return Value(mb.transpose(x=v.var, perm=order, name=self.fresh(f"{hint}__transpose")), perm)
+        # One transpose per value and layout, however many ops read it so (an input two convolutions read),
+        # named "<tensor>_T": short, the name appears in the package once per reader.
+        key = (v.var.name, perm)
+        if key not in self.transposed:
+            # new MIL axis i holds TFLite axis perm[i], found in the old MIL var at axis v.perm.index(perm[i]).
+            order = [v.perm.index(p) for p in perm]
+            self.transposed[key] = Value(mb.transpose(x=v.var, perm=order, name=self.fresh(f"{hint}_T")), perm)
+        return self.transposed[key]
 
     # ---- reading tensors ---------------------------------------------------------------------------------
     def value(self, t: int, perm: tuple[int, ...] | None = None, hint: str = "") -> Value:
