@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import edgeq
+from edgeq.calibrate.softmax_ranges import Extremes, masked_softmax_ranges, softmax_inputs, tensors_read
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Tensor
 from edgeq.runtime import LiteRT
@@ -68,3 +69,18 @@ def test_masked_positions_stay_masked(scheme: str, sentinel: float) -> None:
     mean, worst = float(np.mean(errors)), float(np.max(errors))
     mean_bound, worst_bound = (0.005, 0.1) if scheme == "int8" else (1e-4, 2e-3)
     assert mean < mean_bound and worst < worst_bound, (mean, worst)
+
+
+@pytest.mark.parametrize("logits_are_an_output", [False, True])
+def test_unmasked_softmax_input_is_clipped_only_where_nothing_else_reads_it(logits_are_an_output: bool) -> None:
+    tensors = [Tensor("logits", (4, 10), "float32"), Tensor("probs", (4, 10), "float32")]
+    ops = [Op("SOFTMAX", [0], [1], options={"beta": 0.5}, options_type="SoftmaxOptions")]
+    graph = Graph(tensors=tensors, ops=ops, inputs=[0], outputs=[0, 1] if logits_are_an_output else [1])
+    inputs = softmax_inputs(graph)
+    stats = {t: Extremes() for t in tensors_read(inputs)}
+    logits = np.array([[5.0, -300.0, *range(8)]] * 4, np.float32)
+    stats[0].update(logits)
+    ranges, notes = masked_softmax_ranges(graph, {0: (-300.0, 7.0), 1: (0.0, 1.0)}, inputs, stats, symmetric=False)
+    # beta 0.5: 64 below the smallest row maximum (7) counts for nothing after the softmax
+    assert ranges[0] == ((-300.0, 7.0) if logits_are_an_output else (7.0 - 64.0, 7.0))
+    assert len(notes) == (0 if logits_are_an_output else 1)

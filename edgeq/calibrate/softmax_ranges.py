@@ -36,6 +36,7 @@ class SoftmaxInput:
     chain: list[int]
     depth: float  # 32 / beta
     add: tuple[int, int] | None  # the ADD's two operands, when an ADD computes the first tensor of the chain
+    private: bool  # only the chain and the softmax read its tensors, none is a graph output
 
 
 class Extremes:
@@ -66,7 +67,7 @@ class Extremes:
 
 def softmax_inputs(graph: Graph) -> list[SoftmaxInput]:
     """Every SOFTMAX input, traced back through single-input ops that keep their input's encoding."""
-    producers = graph.producers()
+    producers, consumers, outputs = graph.producers(), graph.consumers(), set(graph.outputs)
     found = []
     for op in graph.ops:
         if op.kind != "SOFTMAX":
@@ -79,7 +80,9 @@ def softmax_inputs(graph: Graph) -> list[SoftmaxInput]:
             chain.append(graph.ops[i].inputs[0])
         maker = graph.ops[i] if i is not None else None
         add = (maker.inputs[0], maker.inputs[1]) if maker is not None and maker.kind == "ADD" else None
-        found.append(SoftmaxInput(chain, SOFTMAX_FLOOR / float(op.options.get("beta", 1.0) or 1.0), add))
+        private = all(len(consumers.get(t, [])) == 1 and t not in outputs for t in chain)
+        depth = SOFTMAX_FLOOR / float(op.options.get("beta", 1.0) or 1.0)
+        found.append(SoftmaxInput(chain, depth, add, private))
     return found
 
 
@@ -113,7 +116,7 @@ def masked_softmax_ranges(
             continue
         new_lo = top.row_max_floor - s.depth
         masked = any(extremes[c].neg_inf for c in s.chain if c in extremes)
-        if not masked and top.lo >= new_lo:
+        if not masked and (top.lo >= new_lo or not s.private):  # clip only what nothing else reads
             continue
         for c in s.chain:
             if c in out:
