@@ -343,7 +343,8 @@ def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, ty
             if max(abs(lo), abs(hi)) > _SUSPECT_RANGE:
                 plan.notes.append(
                     f"tensor '{names[0]}' has a calibrated range of [{lo:.3g}, {hi:.3g}]: values this large "
-                    f"(typically a masking constant such as -3.4e38 added before a softmax) leave {dtype} no "
+                    f"(a sentinel such as -3.4e38 that no softmax reads through an ADD, where calibration would range "
+                    f"it for the softmax: edgeq/calibrate/softmax_ranges.py) leave {dtype} no "
                     f"resolution for the rest of the tensor; the range was clamped to +-{_SUSPECT_RANGE:.0e} "
                     f"(LiteRT aborts on the multipliers the full range implies) and fidelity downstream will be "
                     f"poor: check edgeq.compare's worst layers, or keep the ops that make it float"
