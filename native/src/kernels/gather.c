@@ -9,17 +9,6 @@ typedef struct gather_data {
   size_t batch, outer, coords, inner_bytes, axis_size;
 } gather_data;
 
-static int64_t load_index(const eq_tensor* t, size_t i) {
-  switch (t->type) {
-    case EQ_T_INT16:
-      return ((const int16_t*)(const void*)t->data)[i];
-    case EQ_T_INT32:
-      return ((const int32_t*)(const void*)t->data)[i];
-    default:
-      return ((const int64_t*)(const void*)t->data)[i];
-  }
-}
-
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   eq_tensor* input = eq_input(ctx, node, 0);
   eq_tensor* positions = eq_input(ctx, node, 1);
@@ -64,7 +53,7 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   data->axis_size = (size_t)input->dims[axis];
   if (positions->is_constant) {
     for (size_t i = 0; i < positions->count; ++i) {
-      const int64_t v = load_index(positions, i);
+      const int64_t v = mv_index_at(positions, i);
       if (v < 0 || (uint64_t)v >= data->axis_size) {
         return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "constant index %lld (element %zu) is outside [0, %zu)",
                         (long long)v, i, data->axis_size);
@@ -81,7 +70,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const eq_tensor* positions = eq_input(ctx, node, 1);
   uint8_t* out = eq_output(ctx, node, 0)->data;
   for (size_t i = 0; i < positions->count; ++i) {
-    const int64_t v = load_index(positions, i);
+    const int64_t v = mv_index_at(positions, i);
     if (v < 0 || (uint64_t)v >= d->axis_size) {
       return eq_error(ctx, EDGEQ_ERROR_RUNTIME, "index %lld (element %zu) is outside [0, %zu)", (long long)v, i,
                       d->axis_size);
@@ -92,7 +81,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
     for (size_t o = 0; o < d->outer; ++o) {
       const uint8_t* in = input->data + (b * d->outer + o) * d->axis_size * d->inner_bytes;
       for (size_t i = 0; i < d->coords; ++i) {
-        const size_t c = (size_t)load_index(positions, b * d->coords + i);
+        const size_t c = (size_t)mv_index_at(positions, b * d->coords + i);
         memcpy(out, in + c * d->inner_bytes, d->inner_bytes);
         out += d->inner_bytes;
       }

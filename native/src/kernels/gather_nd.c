@@ -8,17 +8,6 @@ typedef struct gather_nd_data {
   size_t dims[EQ_MAX_DIMS], strides[EQ_MAX_DIMS]; /* the first `depth` params dimensions, in slices */
 } gather_nd_data;
 
-static int64_t index_at(const eq_tensor* t, size_t i) {
-  switch (t->type) {
-    case EQ_T_INT16:
-      return ((const int16_t*)(const void*)t->data)[i];
-    case EQ_T_INT32:
-      return ((const int32_t*)(const void*)t->data)[i];
-    default:
-      return ((const int64_t*)(const void*)t->data)[i];
-  }
-}
-
 static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   const eq_tensor* params = eq_input(ctx, node, 0);
   const eq_tensor* indices = eq_input(ctx, node, 1);
@@ -68,7 +57,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   const eq_tensor* indices = eq_input(ctx, node, 1);
   uint8_t* out = eq_output(ctx, node, 0)->data;
   for (size_t i = 0; i < indices->count; ++i) {
-    const int64_t v = index_at(indices, i);
+    const int64_t v = mv_index_at(indices, i);
     if (v < 0 || (uint64_t)v >= d->dims[i % d->depth]) {
       return eq_error(ctx, EDGEQ_ERROR_RUNTIME, "index %lld (element %zu) is outside [0, %zu)", (long long)v, i,
                       d->dims[i % d->depth]);
@@ -77,7 +66,7 @@ static edgeq_status invoke(eq_context* ctx, eq_node* node) {
   if (d->slice_bytes == 0) return EDGEQ_OK;
   for (size_t s = 0; s < d->slices; ++s, out += d->slice_bytes) {
     size_t slice = 0;
-    for (size_t j = 0; j < d->depth; ++j) slice += (size_t)index_at(indices, s * d->depth + j) * d->strides[j];
+    for (size_t j = 0; j < d->depth; ++j) slice += (size_t)mv_index_at(indices, s * d->depth + j) * d->strides[j];
     memcpy(out, params->data + slice * d->slice_bytes, d->slice_bytes);
   }
   return EDGEQ_OK;

@@ -32,6 +32,18 @@ static inline edgeq_status mv_check_same_type(eq_context* ctx, const eq_tensor* 
   return EDGEQ_OK;
 }
 
+/* Element i of an INT16/INT32/INT64 index tensor (GATHER, GATHER_ND). */
+static inline int64_t mv_index_at(const eq_tensor* t, size_t i) {
+  switch (t->type) {
+    case EQ_T_INT16:
+      return ((const int16_t*)(const void*)t->data)[i];
+    case EQ_T_INT32:
+      return ((const int32_t*)(const void*)t->data)[i];
+    default:
+      return ((const int64_t*)(const void*)t->data)[i];
+  }
+}
+
 /* The legacy TfLiteQuantizationParams LiteRT's kernels compare: scale and zero point of a per-tensor
  * quantized tensor, 0 and 0 for an unquantized one. Per-channel activations are refused by the callers
  * that compare them (mv_check_per_tensor). */
