@@ -2,8 +2,9 @@
 w8a8 / w8a16, TFLiteConverter int8 / int16x8 for the Keras models), is bit-exact in edgeq's C interpreter
 against LiteRT BUILTIN_REF on every intermediate tensor, for real held-out inputs and random ones.
 
-A model that keeps a float op (MediaPipe's custom transpose conv, or an op without an int16 kernel) is
-not an integer model; the interpreter must refuse it at load, naming that op."""
+Float ops the interpreter has kernels for are held to 1e-5 of their range (edgeq.verify); a model keeping an
+op it cannot run (MediaPipe's custom transpose conv, a float op without a kernel) must be refused at load,
+naming that op."""
 
 from __future__ import annotations
 
