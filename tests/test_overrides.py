@@ -100,7 +100,7 @@ def test_mistakes_are_plan_errors(model):
     with pytest.raises(PlanError, match="ops with constant weights"):
         _quantize(model, "int4-channel", {"pool/*": "int8"})  # MEAN has no weights: only float applies
     plan = _quantize(model, "int8").plan
-    with pytest.raises(PlanError, match="overrides and budgets apply when planning"):
+    with pytest.raises(PlanError, match="overrides, budgets and coverage options apply when planning"):
         edgeq.quantize(model, plan=plan, overrides={"head/*": "int8"}, progress=False)
 
 
