@@ -26,8 +26,6 @@ from edgeq.runtime import LiteRT
 
 # Calibration samples measured per layer: the integer model runs once per layer over them.
 SAMPLES = 32
-# Shrink each channel's correction by its standard error over the samples (see shrunk).
-SHRINK = True
 
 
 def evenly_spaced(samples: list, n: int) -> list:
@@ -97,7 +95,7 @@ def run(ctx: AlgorithmContext) -> list[str]:
         scale, q, _ = weight_grid(ctx.plan, graph, layer)
         w_float = matrix(layer, reference.tensors[layer.weight].data.astype(np.float64))
         per_sample = linear(layer, q_taps, matrix(layer, scale * q)) - linear(layer, float_taps[layer.op], w_float)
-        shift, dropped = shrunk(per_sample) if SHRINK else (per_sample.mean(axis=0), 0)
+        shift, dropped = shrunk(per_sample)
         zeroed, channels = zeroed + dropped, channels + shift.size
         bias = graph.tensors[layer.bias]
         bias.data = (bias.data.astype(np.float64) - shift.reshape(bias.data.shape)).astype(np.float32)
@@ -105,8 +103,7 @@ def run(ctx: AlgorithmContext) -> list[str]:
         relative = np.sqrt(np.mean(np.square(shift))) / max(float(np.sqrt(np.mean(ref_bias**2))), 1e-12)
         shifts.append((float(relative), layer))
     notes = [f"corrected the biases of {len(shifts)} layers on {len(samples)} calibration samples"]
-    if SHRINK:
-        notes.append(f"{zeroed} of {channels} channels left uncorrected (shift within its standard error)")
+    notes.append(f"{zeroed} of {channels} channels left uncorrected (shift within its standard error)")
     if shifts:
         largest, where = max(shifts, key=lambda s: s[0])
         notes.append(
