@@ -14,7 +14,6 @@
 
 /* BatchMatMulOptions field ids in schema.fbs. */
 enum { OPT_ADJ_X = 0, OPT_ADJ_Y = 1 };
-enum { BMM_RANK = 5 };
 
 typedef enum bmm_kind { BMM_S8, BMM_S8_S32, BMM_S16, BMM_S16_S8 } bmm_kind;
 
@@ -78,39 +77,9 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   }
   const int adj_x = eq_opt_bool(node, OPT_ADJ_X, 0), adj_y = eq_opt_bool(node, OPT_ADJ_Y, 0);
 
-  /* Shapes: ranks 2..5, batch dimensions broadcast, depths agree. */
-  if (lhs->ndim < 2 || lhs->ndim > 5 || rhs->ndim < 2 || rhs->ndim > 5) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "ranks %d and %d (LiteRT supports 2 to 5)", (int)lhs->ndim,
-                    (int)rhs->ndim);
-  }
   int32_t l[BMM_RANK], r[BMM_RANK], o[BMM_RANK];
-  for (int i = 0; i < BMM_RANK; ++i) {
-    l[i] = eq_dim(lhs, i - BMM_RANK);
-    r[i] = eq_dim(rhs, i - BMM_RANK);
-  }
-  for (int i = 0; i < BMM_RANK - 2; ++i) {
-    if (l[i] != r[i] && l[i] != 1 && r[i] != 1) {
-      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "batch dimensions %d and %d do not broadcast", (int)l[i], (int)r[i]);
-    }
-    o[i] = (l[i] != r[i] && l[i] == 1) ? r[i] : l[i];
-  }
-  const int32_t depth_l = adj_x ? l[3] : l[4], depth_r = adj_y ? r[4] : r[3];
-  if (depth_l != depth_r) {
-    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "LHS depth %d differs from RHS depth %d", (int)depth_l, (int)depth_r);
-  }
-  o[3] = adj_x ? l[4] : l[3];
-  o[4] = adj_y ? r[3] : r[4];
-  const int32_t out_rank = lhs->ndim > rhs->ndim ? lhs->ndim : rhs->ndim;
-  int same = output->ndim == out_rank;
-  for (int32_t i = 0; same && i < out_rank; ++i) same = output->dims[i] == o[BMM_RANK - out_rank + i];
-  if (!same) {
-    char buf[96];
-    size_t n = 0;
-    for (int32_t i = 0; i < out_rank; ++i) {
-      n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", i ? "," : "", (int)o[BMM_RANK - out_rank + i]);
-    }
-    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output '%s' should have shape [%s]", output->name, buf);
-  }
+  edgeq_status s = bmm_shapes(ctx, lhs, rhs, output, adj_x, adj_y, l, r, o);
+  if (s != EDGEQ_OK) return s;
 
   bmm_data* d = eq_alloc(ctx, sizeof *d);
   if (d == NULL) return EDGEQ_ERROR_MEMORY;
@@ -119,13 +88,12 @@ static edgeq_status prepare(eq_context* ctx, eq_node* node) {
   d->adj_y = adj_y;
   d->rows = (size_t)o[3];
   d->cols = (size_t)o[4];
-  d->depth = (size_t)depth_l;
+  d->depth = (size_t)(adj_x ? l[3] : l[4]);
   d->lhs_esize = eq_type_size(lhs->type);
   d->rhs_esize = eq_type_size(rhs->type);
 
   /* Quantization: int32 output is the raw sum; the others rescale with per-tensor parameters. */
   if (kind != BMM_S8_S32) {
-    edgeq_status s;
     if ((s = check_quant(ctx, lhs, "LHS")) != EDGEQ_OK) return s;
     if ((s = check_quant(ctx, rhs, "RHS")) != EDGEQ_OK) return s;
     if ((s = check_quant(ctx, output, "output")) != EDGEQ_OK) return s;

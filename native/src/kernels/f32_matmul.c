@@ -3,10 +3,11 @@
  * activation for FULLY_CONNECTED). BATCH_MATMUL broadcasts batch dimensions (ranks 2..5) and honours
  * adj_x / adj_y. */
 #include "f32_common.h"
+#include "matmul_common.h"
 
 /* FullyConnectedOptions and BatchMatMulOptions field ids in schema.fbs. */
 enum { FC_OPT_ACTIVATION = 0, FC_OPT_WEIGHTS_FORMAT = 1, FC_OPT_KEEP_NUM_DIMS = 2 };
-enum { BMM_OPT_ADJ_X = 0, BMM_OPT_ADJ_Y = 1, BMM_RANK = 5 };
+enum { BMM_OPT_ADJ_X = 0, BMM_OPT_ADJ_Y = 1 };
 
 typedef struct f32_fc {
   size_t batches, units, depth;
@@ -96,43 +97,22 @@ static edgeq_status bmm_prepare(eq_context* ctx, eq_node* node) {
   }
   edgeq_status s = f32_check_types(ctx, node, 0);
   if (s != EDGEQ_OK) return s;
-  if (lhs->ndim < 2 || lhs->ndim > BMM_RANK || rhs->ndim < 2 || rhs->ndim > BMM_RANK) {
-    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "ranks %d and %d (LiteRT supports 2 to 5)", (int)lhs->ndim,
-                    (int)rhs->ndim);
-  }
   const int adj_x = eq_opt_bool(node, BMM_OPT_ADJ_X, 0), adj_y = eq_opt_bool(node, BMM_OPT_ADJ_Y, 0);
   int32_t l[BMM_RANK], r[BMM_RANK], o[BMM_RANK];
-  for (int i = 0; i < BMM_RANK; ++i) {
-    l[i] = eq_dim(lhs, i - BMM_RANK);
-    r[i] = eq_dim(rhs, i - BMM_RANK);
-  }
+  if ((s = bmm_shapes(ctx, lhs, rhs, output, adj_x, adj_y, l, r, o)) != EDGEQ_OK) return s;
   f32_bmm* d = eq_alloc(ctx, sizeof *d);
   if (d == NULL) return EDGEQ_ERROR_MEMORY;
   size_t ls = (size_t)l[3] * (size_t)l[4], rs = (size_t)r[3] * (size_t)r[4];
   for (int i = BMM_RANK - 3; i >= 0; --i) {
-    if (l[i] != r[i] && l[i] != 1 && r[i] != 1) {
-      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "batch dimensions %d and %d do not broadcast", (int)l[i], (int)r[i]);
-    }
-    o[i] = (l[i] != r[i] && l[i] == 1) ? r[i] : l[i];
     d->batch[i] = (size_t)o[i];
     d->lhs_batch[i] = l[i] == 1 ? 0 : ls;
     d->rhs_batch[i] = r[i] == 1 ? 0 : rs;
     ls *= (size_t)l[i];
     rs *= (size_t)r[i];
   }
-  const int32_t depth_l = adj_x ? l[3] : l[4], depth_r = adj_y ? r[4] : r[3];
-  if (depth_l != depth_r) {
-    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "LHS depth %d differs from RHS depth %d", (int)depth_l, (int)depth_r);
-  }
-  o[3] = adj_x ? l[4] : l[3];
-  o[4] = adj_y ? r[3] : r[4];
-  const int32_t out_rank = lhs->ndim > rhs->ndim ? lhs->ndim : rhs->ndim;
-  int same = output->ndim == out_rank;
-  for (int32_t i = 0; same && i < out_rank; ++i) same = output->dims[i] == o[BMM_RANK - out_rank + i];
-  if (!same) return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output '%s' has the wrong shape", output->name);
   d->rows = (size_t)o[3];
   d->cols = (size_t)o[4];
-  d->depth = (size_t)depth_l;
+  d->depth = (size_t)(adj_x ? l[3] : l[4]);
   d->lhs_row = adj_x ? 1 : (size_t)l[4];
   d->lhs_k = adj_x ? (size_t)l[4] : 1;
   d->rhs_k = adj_y ? 1 : (size_t)r[4];

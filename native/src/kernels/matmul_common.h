@@ -8,8 +8,52 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../fixedpoint.h"
+
+/* BATCH_MATMUL operands and output right-aligned to this rank. */
+enum { BMM_RANK = 5 };
+
+/* BATCH_MATMUL shapes as LiteRT checks them: ranks 2..5, read right-aligned into l and r; batch dimensions
+ * broadcast into o[0..2]; the depths agree; o[3], o[4] are the output's rows and columns, and the output holds
+ * o. Shared by the integer and the float kernel. */
+static inline edgeq_status bmm_shapes(eq_context* ctx, const eq_tensor* lhs, const eq_tensor* rhs,
+                                      const eq_tensor* output, int adj_x, int adj_y, int32_t l[BMM_RANK],
+                                      int32_t r[BMM_RANK], int32_t o[BMM_RANK]) {
+  if (lhs->ndim < 2 || lhs->ndim > BMM_RANK || rhs->ndim < 2 || rhs->ndim > BMM_RANK) {
+    return eq_error(ctx, EDGEQ_ERROR_UNSUPPORTED, "ranks %d and %d (LiteRT supports 2 to 5)", (int)lhs->ndim,
+                    (int)rhs->ndim);
+  }
+  for (int i = 0; i < BMM_RANK; ++i) {
+    l[i] = eq_dim(lhs, i - BMM_RANK);
+    r[i] = eq_dim(rhs, i - BMM_RANK);
+  }
+  for (int i = 0; i < BMM_RANK - 2; ++i) {
+    if (l[i] != r[i] && l[i] != 1 && r[i] != 1) {
+      return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "batch dimensions %d and %d do not broadcast", (int)l[i], (int)r[i]);
+    }
+    o[i] = (l[i] != r[i] && l[i] == 1) ? r[i] : l[i];
+  }
+  const int32_t depth_l = adj_x ? l[3] : l[4], depth_r = adj_y ? r[4] : r[3];
+  if (depth_l != depth_r) {
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "LHS depth %d differs from RHS depth %d", (int)depth_l, (int)depth_r);
+  }
+  o[3] = adj_x ? l[4] : l[3];
+  o[4] = adj_y ? r[3] : r[4];
+  const int32_t out_rank = lhs->ndim > rhs->ndim ? lhs->ndim : rhs->ndim;
+  int same = output->ndim == out_rank;
+  for (int32_t i = 0; same && i < out_rank; ++i) same = output->dims[i] == o[BMM_RANK - out_rank + i];
+  if (!same) {
+    char buf[96];
+    size_t n = 0;
+    for (int32_t i = 0; i < out_rank; ++i) {
+      n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", i ? "," : "", (int)o[BMM_RANK - out_rank + i]);
+    }
+    return eq_error(ctx, EDGEQ_ERROR_MALFORMED, "output '%s' should have shape [%s]", output->name, buf);
+  }
+  return EDGEQ_OK;
+}
 
 /* Activations are widened to int16 first (once per row): gcc turns int16 x int8 sums into pmaddwd, int8 x
  * int8 ones it does not. A chunk's int32 sum must not overflow: |a*b| <= 2^14 when `a` holds int8 values,
