@@ -14,6 +14,7 @@ from edgeq.algorithms.budget import Budget, BudgetResult, check_int16_targets, m
 from edgeq.algorithms.context import AlgorithmContext, AlgorithmReport, timed
 from edgeq.algorithms.registry import resolve as resolve_algorithms
 from edgeq.calibrate.data import validated
+from edgeq.calibrate.padding import resolve_padding_mask
 from edgeq.calibrate.runner import calibrate, input_specs
 from edgeq.errors import PlanError
 from edgeq.export.atomic import write_atomic
@@ -85,6 +86,7 @@ def quantize(
     weight_threshold: int = 0,
     block_fallback: str = "channel",
     conv_blocks: str = "tap",
+    padding_mask: str | None = "auto",
 ) -> QuantizedModel:
     """Calibrate, plan and lower. `io` is the model's input/output type: float32 (QUANTIZE/DEQUANTIZE
     at the boundary) or the activation type. A given `plan` skips calibration and is applied as is.
@@ -118,6 +120,10 @@ def quantize(
     divide (depthwise ones included) instead of INT4 per channel; `conv_blocks="window"` gives a CONV_2D block
     one scale over the whole kernel window (default "tap": one per kernel tap). 2048, "float" and "window" are
     coremltools' linear_quantize_weights per_block form, in the .tflite and the .mlpackage alike.
+
+    `padding_mask` names the input of a sequence model whose zeros mark padding positions (by default the input
+    named "attention_mask", if any; None: none): activation ranges and the algorithms' statistics then count
+    only the real positions' rows of [S, F] tensors (edgeq.calibrate.padding).
     """
     timings: dict[str, float] = {}
     sch = get_scheme(scheme if plan is None else plan.scheme)
@@ -162,6 +168,7 @@ def quantize(
             options = adaptation.options(options)
         classify_ops(model.graph, options)  # an op that cannot be quantized fails before calibration
         chosen = resolve_algorithms(algorithms)
+        padding = resolve_padding_mask(model.graph, padding_mask)
         work = model.graph.copy()
         ctx = AlgorithmContext(
             graph=work,
@@ -169,6 +176,7 @@ def quantize(
             samples=_materialized(model.graph, calib) if chosen else [],
             render=lambda g, p: _render_graph(g, p, timings),
             progress=progress,
+            padding=padding,
         )
         if chosen:
             calib = _SampleList(ctx.samples)
@@ -182,6 +190,7 @@ def quantize(
             symmetric=sch.activation_symmetric,
             progress=progress,
             keep=_AUTO_SAMPLES if observer == "auto" else 0,
+            padding=padding,
         )
         timings["calibrate_s"] = result.seconds
         samples = result.samples

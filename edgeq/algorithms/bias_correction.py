@@ -14,6 +14,9 @@ plain mean cost 0.4 dB after GPTQ (docs/BENCHMARKS.md, "Fidelity algorithms").
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 from tqdm import tqdm
 
@@ -35,12 +38,14 @@ def evenly_spaced(samples: list, n: int) -> list:
     return [samples[i] for i in np.linspace(0, len(samples) - 1, n).round().astype(int)]
 
 
-def tap_means(layer: Layer, x: np.ndarray) -> np.ndarray:
+def tap_means(layer: Layer, x: np.ndarray, real: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """One sample's input rows averaged over the layer's output positions: [K] (CONV_2D, FULLY_CONNECTED) or
     [kh * kw, C] (DEPTHWISE_CONV_2D), so that linear(layer, tap_means[None], matrix) is that sample's
     per-channel mean output without bias, LiteRT's zero padding included. Each tap's mean is a strided
-    window of the padded input: no patches are gathered."""
+    window of the padded input: no patches are gathered. `real` picks a FULLY_CONNECTED input's rows at
+    real (not padding) positions."""
     if layer.kind == "FULLY_CONNECTED":
+        x = x if real is None else real(x)
         return x.reshape(-1, x.shape[-1]).astype(np.float64).mean(axis=0)
     (oh, ow), (sy, sx) = output_size(layer, x.shape), layer.stride
     xp = np.pad(x[0].astype(np.float64), (*padding(layer, x.shape), (0, 0)))
@@ -52,15 +57,17 @@ def tap_means(layer: Layer, x: np.ndarray) -> np.ndarray:
     return taps.reshape(-1, x.shape[-1]) if layer.kind == "DEPTHWISE_CONV_2D" else taps.reshape(-1)
 
 
-def float_tap_means(graph: Graph, layers: list[Layer], samples: list) -> dict[int, np.ndarray]:
+def float_tap_means(
+    graph: Graph, layers: list[Layer], samples: list, reals: list[Callable[[np.ndarray], np.ndarray] | None]
+) -> dict[int, np.ndarray]:
     """Per layer (by op index), [samples, ...] tap means of its input in the float graph: one pass."""
     host = host_graph(graph)
     runtime = LiteRT(write_tflite(graph if host is None else host), preserve=True)
     out: dict[int, list[np.ndarray]] = {layer.op: [] for layer in layers}
-    for sample in samples:
+    for sample, real in zip(samples, reals, strict=True):
         runtime.run(sample)
         for layer in layers:
-            out[layer.op].append(tap_means(layer, runtime.tensor(layer.input)))
+            out[layer.op].append(tap_means(layer, runtime.tensor(layer.input), real))
     return {op: np.stack(v) for op, v in out.items()}
 
 
@@ -78,20 +85,31 @@ def shrunk(shifts: np.ndarray) -> tuple[np.ndarray, int]:
     return m * factor, int(np.sum(factor == 0))
 
 
+def _real_rows(ctx: AlgorithmContext, samples: list) -> list[Callable[[np.ndarray], np.ndarray] | None]:
+    """Per sample, what picks an activation's rows at real positions (None: every row)."""
+    mask = ctx.padding
+    if mask is None:
+        return [None] * len(samples)
+    return [functools.partial(mask.real_rows, live=mask.live(s)) for s in samples]
+
+
 def run(ctx: AlgorithmContext) -> list[str]:
     """The registered entry point (stage "plan")."""
     assert ctx.plan is not None
     graph, reference = ctx.graph, ctx.float_graph or ctx.graph
-    layers = [layer for layer in linear_layers(graph, ctx.plan) if layer.bias >= 0]
-    samples = evenly_spaced(ctx.samples, SAMPLES)
-    float_taps = float_tap_means(reference, layers, samples)
+    layers = [layer for layer in linear_layers(graph, ctx.plan, blocks=True) if layer.bias >= 0]
+    live = ctx.live_positions(ctx.samples)
+    usable = [s for i, s in enumerate(ctx.samples) if live is None or live[i].any()]  # all padding: nothing real
+    samples = evenly_spaced(usable, SAMPLES)
+    reals = _real_rows(ctx, samples)
+    float_taps = float_tap_means(reference, layers, samples, reals)
     shifts: list[tuple[float, Layer]] = []
     zeroed = channels = 0
     for layer in tqdm(layers, desc="bias correction", disable=not ctx.progress):
         measured = ctx.quantized_activations([layer.input], samples).get(layer.input)
         if not measured:
             continue
-        q_taps = np.stack([tap_means(layer, x) for x in measured])
+        q_taps = np.stack([tap_means(layer, x, real) for x, real in zip(measured, reals, strict=True)])
         scale, q, _ = weight_grid(ctx.plan, graph, layer)
         w_float = matrix(layer, reference.tensors[layer.weight].data.astype(np.float64))
         per_sample = linear(layer, q_taps, matrix(layer, scale * q)) - linear(layer, float_taps[layer.op], w_float)

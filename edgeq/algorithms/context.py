@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeq.calibrate.padding import PaddingMask
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
 from edgeq.ir.graph import Graph
@@ -41,6 +42,13 @@ class AlgorithmContext:
     # The float graph as calibrated (after float-stage algorithms), never changed by plan-stage ones: what
     # they measure against once an earlier one (AdaRound) has replaced weights by their rounded values.
     float_graph: Graph | None = None
+    # The input marking padding positions of sequence models (edgeq.calibrate.padding): statistics over
+    # activation rows count the real positions only.
+    padding: PaddingMask | None = None
+
+    def live_positions(self, samples: Sequence[list[np.ndarray]]) -> list[np.ndarray] | None:
+        """Per sample, bool [S] of its real positions; None without a padding mask."""
+        return None if self.padding is None else [self.padding.live(s) for s in samples]
 
     def float_host_tflite(self) -> bytes:
         """The current float graph as LiteRT runs it on the host (custom ops replaced by stand-ins)."""

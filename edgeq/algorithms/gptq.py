@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from edgeq.algorithms.context import AlgorithmContext
 from edgeq.algorithms.layer_inputs import depthwise_gram, gram, output_positions, patches, sample_positions
+from edgeq.calibrate.padding import PaddingMask
 from edgeq.ir.graph import Graph
 from edgeq.quant.plan import Encoding, QuantPlan
 from edgeq.quant.schemes import qrange
@@ -73,11 +74,12 @@ def run_gptq(
     rng = np.random.default_rng(0)
     results: dict[str, list[tuple[float, float]]] = {}
     kept_rtn: list[str] = []
+    live = ctx.live_positions(ctx.samples)
     bar = tqdm(total=len(layers), desc="gptq", unit="layer", disable=not ctx.progress, file=sys.stderr, leave=False)
     for chunk in _chunks(graph, layers, len(ctx.samples), chunk_bytes):
         acts = _chunk_inputs(ctx, chunk, inputs, originals)
         for k, layer in enumerate(chunk):
-            h = _hessian(graph, layer, acts[layer.input], rows_per_sample, rng)
+            h = _hessian(graph, layer, acts[layer.input], rows_per_sample, rng, ctx.padding, live)
             if all(other.input != layer.input for other in chunk[k + 1 :]):
                 del acts[layer.input]
             to_matrix, from_matrix = _views(graph, layer)
@@ -290,12 +292,21 @@ def int8_twin(graph: Graph, plan: QuantPlan) -> tuple[Graph, QuantPlan]:
     return graph, plan
 
 
-def _hessian(graph: Graph, layer: _Layer, values: list[np.ndarray], limit: int, rng: np.random.Generator) -> np.ndarray:
-    """[G, K, K] Gram matrix of the layer's input rows over the samples (G = 1 but for depthwise)."""
+def _hessian(
+    graph: Graph,
+    layer: _Layer,
+    values: list[np.ndarray],
+    limit: int,
+    rng: np.random.Generator,
+    padding: PaddingMask | None = None,
+    live: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """[G, K, K] Gram matrix of the layer's input rows over the samples (G = 1 but for depthwise); a dense
+    layer's rows at padding positions left out when there is a padding mask."""
     op = graph.ops[layer.op]
     w = graph.tensors[layer.weight].data
     total = None
-    for x in values:
+    for i, x in enumerate(values):
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             kh, kw = w.shape[1], w.shape[2]
             picked = sample_positions(output_positions(op.options, kh, kw, x.shape[1], x.shape[2]), limit, rng)
@@ -306,6 +317,8 @@ def _hessian(graph: Graph, layer: _Layer, values: list[np.ndarray], limit: int, 
                 g = depthwise_gram(p, w.shape[3] // x.shape[-1])
         else:
             rows = np.swapaxes(x, -1, -2) if op.kind == "BATCH_MATMUL" and op.options.get("adjX", False) else x
+            if padding is not None and live is not None:
+                rows = padding.real_rows(rows, live[i])
             k = w.shape[1] if op.kind == "FULLY_CONNECTED" else w.shape[-1 if op.options.get("adjY") else -2]
             rows = rows.reshape(-1, k)
             g = gram(rows[sample_positions(rows.shape[0], limit, rng)])[None]

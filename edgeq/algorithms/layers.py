@@ -35,9 +35,9 @@ class Layer:
     same_padding: bool = False
 
 
-def linear_layers(graph: Graph, plan: QuantPlan | None = None) -> list[Layer]:
+def linear_layers(graph: Graph, plan: QuantPlan | None = None, blocks: bool = False) -> list[Layer]:
     """Linear layers with constant float weights, in execution order; with a plan, only those whose weights
-    it quantizes per channel (int8 or int4, no blocks)."""
+    it quantizes per channel (int8 or int4), or per block too with `blocks`."""
     out = []
     for i, op in enumerate(graph.ops):
         if op.kind not in LINEAR_OPS or len(op.inputs) < 2:
@@ -51,7 +51,7 @@ def linear_layers(graph: Graph, plan: QuantPlan | None = None) -> list[Layer]:
             continue
         if plan is not None:
             enc = plan.tensors.get(w.name)
-            if enc is None or enc.block_size or enc.dtype not in ("int8", "int4"):
+            if enc is None or (enc.block_size and not blocks) or enc.dtype not in ("int8", "int4"):
                 continue
         bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
         if bias >= 0 and not graph.tensors[bias].is_constant:
@@ -142,11 +142,12 @@ def activate(name: str, y):
 
 
 def weight_grid(plan: QuantPlan, graph: Graph, layer: Layer) -> tuple[np.ndarray, np.ndarray, int]:
-    """(per-channel scales broadcast against the weight, the plan's round-to-nearest integers, qmax)."""
+    """(per-channel or per-block scales broadcast against the weight, the plan's round-to-nearest integers,
+    qmax)."""
     w = graph.tensors[layer.weight]
     enc = plan.tensors[w.name]
-    shape = [1] * w.data.ndim
-    shape[enc.axis] = -1
-    scale = np.broadcast_to(enc.scales().astype(np.float64).reshape(shape), w.data.shape)
-    q = quantize_array(w.data, enc.scales(), enc.zero_points(), enc.axis, enc.dtype, narrow=enc.narrow_range)
+    scale = enc.per_element(enc.scales(), w.data.shape)
+    q = quantize_array(
+        w.data, enc.scales(), enc.zero_points(), enc.axis, enc.dtype, narrow=enc.narrow_range, block_size=enc.block_size
+    )
     return scale, q.astype(np.float64), qrange(enc.dtype)[1]

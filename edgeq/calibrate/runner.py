@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from edgeq.calibrate.data import InputSpec, validated
 from edgeq.calibrate.observers import HistogramObserver, make_observer
+from edgeq.calibrate.padding import PaddingMask
 from edgeq.calibrate.softmax_ranges import Extremes, masked_softmax_ranges, softmax_inputs, tensors_read
 from edgeq.ir.graph import Graph
 from edgeq.runtime import LiteRT
@@ -47,12 +48,14 @@ def calibrate(
     symmetric: bool = False,
     progress: bool = True,
     keep: int = 0,
+    padding: PaddingMask | None = None,
 ) -> CalibrationResult:
     """Stream `source` through the float model one sample at a time, observing every float activation.
 
     Memory stays constant in the number of samples: observers keep fixed-size state, the data source
     yields batch by batch. With `keep`, every 16th sample (up to `keep` of them) is held out of the
-    ranges, with its float outputs, for choosing between candidate plans afterwards.
+    ranges, with its float outputs, for choosing between candidate plans afterwards. With a `padding` mask,
+    tensors laid out by position are observed on their real positions' rows only.
     """
     start = time.perf_counter()
     runtime = LiteRT(model, preserve=True)
@@ -66,6 +69,7 @@ def calibrate(
     samples = 0
     held_inputs: list[list[np.ndarray]] = []
     held_outputs: list[list[np.ndarray]] = []
+    real_positions: list[float] = []
     for batch in validated(source, specs, on_batch=bar.update):
         count = batch[0].shape[0]
         for k in range(count):
@@ -76,8 +80,11 @@ def calibrate(
                 held_inputs.append([x.copy() for x in sample])
                 held_outputs.append(outputs)
                 continue
-            for t, obs in observers.items():
-                obs.update(runtime.tensor(t))
+            live = padding.live(sample) if padding is not None else None
+            if live is not None:
+                real_positions.append(float(live.mean()))
+            for t, obs in observers.items():  # no reference to LiteRT's buffers may outlive the loop
+                obs.update(runtime.tensor(t) if live is None else padding.real_rows(runtime.tensor(t), live))
             for t, ext in extremes.items():
                 ext.update(runtime.tensor(t))
         samples += count
@@ -89,6 +96,8 @@ def calibrate(
     ranges, notes = masked_softmax_ranges(graph, ranges, softmaxes, extremes, symmetric)
     if minmax is not None:
         minmax, _ = masked_softmax_ranges(graph, minmax, softmaxes, extremes, symmetric)
+    if padding is not None:
+        notes.append(padding.note(float(np.mean(real_positions)) if real_positions else 0.0))
     return CalibrationResult(
         ranges=ranges,
         samples=samples,
