@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         "most 2048 values; convolutions whose input channels the block does not divide, depthwise ones) and a "
         "convolution's block shares one scale over the kernel window, as its blocks do",
     )
+    c.add_argument(
+        "--padding-mask",
+        default="auto",
+        help="sequence models: the input whose zeros mark padding positions, left out of ranges and algorithm "
+        "statistics (default auto: the input named attention_mask, if any; none: no mask)",
+    )
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")
     c.add_argument("--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std")
     c.add_argument("--std", type=float, nargs="+", default=[127.5])
@@ -257,6 +263,7 @@ def _convert(args) -> dict:
             overrides=dict(parse_override(o) for o in args.override),
             targets=[s for s in accelerators if s != "coreml-ane"] or None if plan is None else None,
             strict=args.strict,
+            padding_mask=None if args.padding_mask == "none" else args.padding_mask,
             **(COREMLTOOLS_FORM if args.coremltools_form and plan is None else {}),
         )
 

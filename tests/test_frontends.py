@@ -46,6 +46,9 @@ def test_torch_module_converts_through_litert_torch_and_matches_torch():
     ).eval()
     sample = torch.rand(1, 3, 16, 16)
     model = edgeq.from_torch(module, sample)
+    # named after forward()'s parameter (litert-torch says args_0), in the tensor and the signature
+    assert [model.graph.tensors[t].name for t in model.graph.inputs] == ["input"]
+    assert model.graph.signature_inputs == {"input": model.graph.inputs[0]}
     x = RNG.uniform(size=(16, 1, 3, 16, 16)).astype(np.float32)
     with torch.no_grad():
         expected = np.concatenate([module(torch.from_numpy(s)).numpy() for s in x])
