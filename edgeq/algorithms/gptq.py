@@ -60,9 +60,12 @@ def run_gptq(
     damp: float = DAMP,
     rows_per_sample: int = ROWS_PER_SAMPLE,
     chunk_bytes: int = CHUNK_BYTES,
+    search: Callable[..., np.ndarray] | None = None,
 ) -> list[str]:
     """GPTQ over every weighted layer of the plan. `inputs`: "quantized" (the integer model's values, layers
-    chosen so far included) or "float" (the original float model's)."""
+    chosen so far included) or "float" (the original float model's). `search` (gptq_scales) may replace a
+    layer's choice, and its scales in the plan: (layer, w, h, scale, zero, qmin, qmax, chosen, damp,
+    act_order) -> weights, never worse per row than round to nearest at the plan's scale."""
     assert ctx.plan is not None, "GPTQ runs in the plan stage"
     if inputs not in ("quantized", "float"):
         raise ValueError(f"inputs={inputs!r}: 'quantized' or 'float'")
@@ -91,6 +94,8 @@ def run_gptq(
                 qmin = -qmax
             rtn = _fake_quant(w, scale, zero, qmin, qmax)
             chosen = gptq_matrix(w, h, scale, zero, qmin, qmax, damp, act_order)
+            if search is not None:
+                chosen = search(layer, w, h, scale, zero, qmin, qmax, chosen, damp, act_order)
             err_rtn, err_gptq = output_error(w - rtn, h), output_error(w - chosen, h)
             kind = graph.ops[layer.op].kind
             if err_gptq >= err_rtn:

@@ -34,6 +34,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in (
         Algorithm("gptq", "plan", "edgeq.algorithms.gptq:gptq", "second-order weight rounding (INT4, INT8)", 10),
+        Algorithm("gptq_scales", "plan", "edgeq.algorithms.gptq_scales:run", "GPTQ + output-searched INT4 scales", 10),
         Algorithm(
             "depthwise_rounding", "plan", "edgeq.algorithms.depthwise_rounding:run", "exact depthwise rounding", 5
         ),
