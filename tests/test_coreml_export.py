@@ -101,6 +101,9 @@ def test_int8_zero_point_minus_128_is_kept(tmp_path):
     consts = {o.outputs[0].name: o for o in _ops(path) if o.type == "const"}
     zero_points = set()
     for op in quantize_ops:
+        if "zero_point" not in op.inputs:  # zero point 0, quantize's default, is left out
+            zero_points.add(0)
+            continue
         const = consts[op.inputs["zero_point"].arguments[0].name]
         zero_points.add(int(np.frombuffer(const.attributes["val"].immediateValue.tensor.bytes.values, np.int8)[0]))
     assert -128 in zero_points
@@ -294,3 +297,49 @@ def test_w8a8_leaves_out_only_what_changes_no_value(tmp_path, monkeypatch):
             feeds = {n: x[k : k + 1].reshape(shapes[n]) for n in shapes}
             a, b = lean.run(feeds, precision=precision), full.run(feeds, precision=precision)
             assert all(np.array_equal(a[o], b[o]) for o in lean.outputs)
+
+
+def test_w8a8_quantizes_the_input_as_fed_and_dequantizes_outputs_to_fp32(tmp_path, monkeypatch):
+    """The .tflite's QUANTIZE of a float input reads fp32 and its DEQUANTIZE of an int8 output writes fp32: the
+    package does the same (no fp16 cast before or after), leaves zero point 0 out and names pairs q<k>/d<k>.
+    Fewer bytes, and fp32 evaluation is bit for bit that of the program with both casts."""
+    from coremltools.proto import MIL_pb2
+
+    from edgeq.export.coreml_env import mb
+    from edgeq.export.coreml_program import Lowering, Value
+
+    qm = _quantized("keras_activations")
+    path = qm.export_coreml(tmp_path / "lean.mlpackage", mode="w8a8")
+    ops = _ops(path)
+    by_output = {o.outputs[0].name: o for o in ops}
+    (x,) = [i.name for i in ct.models.MLModel(str(path), skip_model_load=True).get_spec().description.input]
+    assert not [o for o in ops if o.type == "cast"]
+    first = next(o for o in ops if o.type == "quantize")
+    assert first.inputs["input"].arguments[0].name == x and first.outputs[0].name == "q0"
+    (out,) = [o for o in ops if o.outputs[0].name == "output_0"]
+    assert out.type == "dequantize"
+    scale = by_output[out.inputs["scale"].arguments[0].name]
+    assert scale.outputs[0].type.tensorType.dataType == MIL_pb2.DataType.FLOAT32
+    assert any("zero_point" not in o.inputs for o in ops if o.type == "quantize")  # tanh: 1/128, zero point 0
+
+    def cast_output(self, v, name):
+        return mb.cast(x=v.var, dtype="fp32", name=name)
+
+    def cast_input_view(self, t):
+        if t not in self.quantized_views:
+            v = self.values[t]
+            self.quantized_views[t] = Value(self.fake_quant(v.var, self.encoding(t), self.tname(t)), v.perm)
+        return self.quantized_views[t]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Lowering, "output", cast_output)
+        patch.setattr(Lowering, "quantized_view", cast_input_view)
+        casts = qm.export_coreml(tmp_path / "casts.mlpackage", mode="w8a8")
+    assert [o.type for o in _ops(casts)].count("cast") == 2
+    assert sum(len(b) for b in _tree(path).values()) < sum(len(b) for b in _tree(casts).values())
+    lean, full = MILProgram.load(path), MILProgram.load(casts)
+    (images,) = zoo.get("keras_activations").eval(8, 0)
+    for k in range(8):
+        feeds = {x: images[k : k + 1].reshape(lean.inputs[0][1])}
+        a, b = lean.run(feeds, precision="fp32"), full.run(feeds, precision="fp32")
+        assert all(np.array_equal(a[o], b[o]) for o in lean.outputs)

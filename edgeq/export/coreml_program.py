@@ -81,6 +81,7 @@ class Lowering:
     quantize_ops: dict[str, str] = field(default_factory=dict)  # dequantize output -> the quantize op before it
     grid_consts: dict[tuple, tuple] = field(default_factory=dict)  # (dtype, scale, zero point) -> const vars
     float_sourced: set[int] = field(default_factory=set)  # w8a8: planned tensors the .tflite holds in float
+    fp32_inputs: dict[int, object] = field(default_factory=dict)  # float model inputs as fed, before the fp16 cast
     quantized_views: dict[int, Value] = field(default_factory=dict)  # ...and their fake-quantized twins
     on_grid_vars: dict[str, tuple] = field(default_factory=dict)  # dequantize output -> its grid_consts key
     transposed: dict[tuple[str, tuple], Value] = field(default_factory=dict)  # (var name, perm) -> its transpose
@@ -176,10 +177,13 @@ class Lowering:
         return v
 
     def quantized_view(self, t: int) -> Value:
-        """A float-sourced tensor as integer ops read it: through the plan's encoding (made once)."""
+        """A float-sourced tensor as integer ops read it: through the plan's encoding (made once). A model input
+        is quantized as fed, in fp32, like the .tflite's QUANTIZE: its fp16 cast is then read only by float ops
+        (and left out of the package when none does, see prune)."""
         if t not in self.quantized_views:
             v = self.values[t]
-            self.quantized_views[t] = Value(self.fake_quant(v.var, self.encoding(t), self.tname(t)), v.perm)
+            var = self.fp32_inputs.get(t, v.var)
+            self.quantized_views[t] = Value(self.fake_quant(var, self.encoding(t), self.tname(t)), v.perm)
         return self.quantized_views[t]
 
     def on_grid(self, op_index: int | None, enc: Encoding) -> bool:
@@ -213,21 +217,52 @@ class Lowering:
             zp_value = np.int8(key[2]) if enc.dtype == "int8" else np.uint8(key[2])
             self.grid_consts[key] = (
                 mb.const(val=half_exact(key[1], name), name=self.fresh(f"s{n}")),
-                mb.const(val=zp_value, name=self.fresh(f"z{n}")),
+                # zero point 0 is quantize's and dequantize's default: left out, two inputs fewer per pair
+                mb.const(val=zp_value, name=self.fresh(f"z{n}")) if key[2] else None,
             )
         scale, zp = self.grid_consts[key]
-        q = mb.quantize(input=var, scale=scale, zero_point=zp, output_dtype=enc.dtype, name=self.fresh(f"{name}__q"))
-        dq = mb.dequantize(input=q, scale=scale, zero_point=zp, name=self.fresh(name))
+        point = {"zero_point": zp} if zp is not None else {}
+        # Generic names "q<k>" / "d<k>": the op before carries the tensor's name (as in the other modes), and
+        # a pair's names appear 5-6 times in the package (outputs, name attributes, readers).
+        n = len(self.quantize_ops)
+        q_scale = self.wide_scale(scale) if var.dtype == types.fp32 else scale  # quantize's scale has its input's type
+        q = mb.quantize(input=var, scale=q_scale, output_dtype=enc.dtype, name=self.fresh(f"q{n}"), **point)
+        dq = mb.dequantize(input=q, scale=scale, name=self.fresh(f"d{n}"), **point)
         self.quantize_ops[dq.name] = q.name
         self.on_grid_vars[dq.name] = key
         return dq
 
-    def out_name(self, t: int, suffix: str = "") -> str:
-        """Name of an op's result: the TFLite tensor's own name when nothing follows it (fp16/w8/w4)."""
-        enc = self.encoding(t)
-        if self.activations_quantized() and enc is not None:
-            suffix = suffix or "__f"
-        return self.fresh(self.tname(t) + suffix)
+    def wide_scale(self, scale):
+        """The fp32 twin of an fp16 scale const (exact), for a quantize of an fp32 value or a dequantize to one."""
+        return mb.const(val=np.float32(scale.val), name=self.fresh(f"{scale.name}f"))
+
+    def output(self, v: Value, name: str):
+        """A model output (fp32, TFLite layout): a dequantize straight to fp32 where the value is a
+        quantize/dequantize pair's (the .tflite's DEQUANTIZE: (q - zero point) * scale, exact in fp32) instead
+        of an fp16 dequantize and a cast, else a cast of the value."""
+        dq = v.var.op
+        if v.var.name not in self.quantize_ops:
+            return mb.cast(x=v.var, dtype="fp32", name=name)
+        zp = {"zero_point": dq.zero_point} if dq.zero_point is not None else {}
+        out = mb.dequantize(input=dq.input, scale=self.wide_scale(dq.scale), name=name, **zp)
+        self.quantize_ops[out.name] = self.quantize_ops[v.var.name]
+        self.on_grid_vars[out.name] = self.on_grid_vars[v.var.name]
+        for t, value in list(self.values.items()) + list(self.quantized_views.items()):
+            if value.var is v.var:  # verification compares this tensor at the output itself
+                (self.values if self.values.get(t) is value else self.quantized_views)[t] = Value(out, value.perm)
+        return out
+
+    def prune(self, block) -> None:
+        """Remove ops whose results nothing reads (an input's fp16 cast only integer ops consumed through their
+        quantize, a dequantize an fp32 output replaced), then the constants only they read."""
+        for op in reversed(list(block.operations)):
+            if all(not v.child_ops and v not in block.outputs for v in op.outputs):
+                block.remove_ops([op])
+
+    def out_name(self, t: int) -> str:
+        """Name of an op's result: the TFLite tensor's own, in every mode (under w8a8 the quantize/dequantize
+        pair after it, if any, has generic names)."""
+        return self.fresh(self.tname(t))
 
     def share_constants(self, block) -> None:
         """Make every const op of `block` with the value of an earlier one read that one instead (same dtype,

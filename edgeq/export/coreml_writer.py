@@ -166,6 +166,7 @@ def build_program(
         for k, t in enumerate(graph.inputs):
             var = func.inputs[in_names[k]]
             if graph.tensors[t].dtype.startswith("float"):
+                L.fp32_inputs[t] = var
                 var = mb.cast(x=var, dtype="fp16", name=L.out_name(t))
             L.emit(t, var, perms[t])
         requant = {}
@@ -187,9 +188,9 @@ def build_program(
             L.values.update(saved)
         outs = []
         for t, name in zip(graph.outputs, out_names, strict=True):
-            v = L.value(t, identity(len(graph.tensors[t].shape)))
-            outs.append(mb.cast(x=v.var, dtype="fp32", name=name))
+            outs.append(L.output(L.value(t, identity(len(graph.tensors[t].shape))), name))
         func.set_outputs(outs)
+        L.prune(func)
         L.share_constants(func)
         prog.add_function("main", func)
     tensor_map = {
