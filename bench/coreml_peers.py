@@ -91,6 +91,11 @@ class Row:
     top1_agreement: float | None = None
     size_bytes: int | None = None
     compressed: int | None = None  # constexpr (compressed) weights in the package: equal coverage, equal count
+    # Per model output: [name, pooled SQNR dB, median of per-sample SQNRs dB] (what `worst` is the minimum of).
+    per_output: list[list[Any]] | None = None
+    # The sample holding the most float-output energy: [index, its share of the signal, its share of the error].
+    # Pooled SQNR is that sample's when both shares are near 1 (the metric stays pooled; this only says so).
+    top_sample: list[Any] | None = None
     seconds: float | None = None  # to quantize and write the package (edgeq) or run coremltools
     error: str | None = None
 
@@ -267,7 +272,8 @@ def evaluate(package: Path, ref: _Reference, precision: str, classifier: bool) -
     program = MILProgram.load(package)
     shapes = {n: tuple(s) for n, s, _ in program.inputs}
     pooled, per_output = Accumulator(), [Accumulator() for _ in ref.outputs]
-    per_sample = []
+    per_sample: list[Accumulator] = []
+    per_output_sample: list[list[float]] = [[] for _ in ref.outputs]
     agree = 0
     for sample, want in zip(ref.samples, ref.want, strict=True):
         got = program.run(_feeds(ref.inputs, shapes, sample), precision=precision)
@@ -277,12 +283,21 @@ def evaluate(package: Path, ref: _Reference, precision: str, classifier: bool) -
             pooled.add(w, g)
             per_output[j].add(w, g)
             this.add(w, g)
-        per_sample.append(this.sqnr)
+            one = Accumulator()
+            one.add(w, g)
+            per_output_sample[j].append(one.sqnr)
+        per_sample.append(this)
         agree += int(np.argmax(got[ref.outputs[0]]) == np.argmax(want[0]))
+    top = max(range(len(per_sample)), key=lambda k: per_sample[k].signal)
+    shares = [per_sample[top].signal / pooled.signal if pooled.signal else 0.0]
+    shares.append(per_sample[top].noise / pooled.noise if pooled.noise else 0.0)
+    medians = [float(np.median(v)) for v in per_output_sample]
     return {
         "sqnr_db": pooled.sqnr,
         "min_output_sqnr_db": min(a.sqnr for a in per_output),
-        "median_sample_sqnr_db": float(np.median(per_sample)),
+        "median_sample_sqnr_db": float(np.median([a.sqnr for a in per_sample])),
+        "per_output": [[name, a.sqnr, m] for name, a, m in zip(ref.outputs, per_output, medians, strict=True)],
+        "top_sample": [top, *shares],
         "cosine": pooled.cosine,
         "top1_agreement": agree / len(ref.samples) if classifier else None,
         "size_bytes": package_bytes(package),
@@ -444,6 +459,13 @@ def format_model(r: ModelResult) -> str:
             f"{_f(row.median_sample_sqnr_db, '7.2f')} {_f(row.cosine, '8.5f')} {_f(row.top1_agreement, '6.3f')} "
             f"{row.size_bytes or 0:>10} {row.compressed or 0:>4} {_f(delta, '+11.2f')} {_f(ratio, '9.3f')}"
         )
+        if row.per_output and len(row.per_output) > 1:
+            outputs = "; ".join(f"{n} {_f(p, '.2f')} (median {_f(m, '.2f')})" for n, p, m in row.per_output)
+            lines.append(f"   {'':<20} {'':<4} per output, pooled dB: {outputs}")
+        if row.top_sample and row.top_sample[1] > 0.5:  # one sample holds most of the signal: say so
+            k, signal, noise = row.top_sample
+            lines.append(f"   {'':<20} {'':<4} eval sample {k} holds {100 * signal:.1f}% of the float outputs' "
+                         f"energy and {100 * noise:.1f}% of the error")  # fmt: skip
     return "\n".join(lines)
 
 

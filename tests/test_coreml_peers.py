@@ -70,3 +70,21 @@ def test_calibration_on_host_and_replay(tmp_path: Path) -> None:
     widest = max(float(np.abs(s["x"]).max()) for s in samples)
     assert _input_scale(every) == pytest.approx(widest / 127, rel=1e-2)
     assert _input_scale(last) == pytest.approx(float(np.abs(samples[-1]["x"]).max()) / 127, rel=1e-2)
+
+
+def test_evaluate_reports_per_output_and_the_dominant_sample(tmp_path: Path) -> None:
+    """Pooled SQNR is kept as the metric; the row also says per output and which sample holds the energy."""
+    from edgeq.verify.mil_eval import MILProgram
+
+    fp16 = _fp16_package(tmp_path / "fp16.mlpackage")
+    program = MILProgram.load(fp16)
+    rng = np.random.default_rng(2)
+    samples = [[(a * rng.uniform(-1, 1, (1, 2, 6, 6))).astype(np.float32)] for a in (1.0, 100.0, 1.0)]
+    got = [program.run({"x": s[0]})["out"] for s in samples]
+    offsets = [1e-2 * np.ones_like(g) for g in got]  # the same absolute error on every sample
+    ref = coreml_peers._Reference(["x"], ["out"], samples, [[g + e] for g, e in zip(got, offsets, strict=True)])
+    row = coreml_peers.evaluate(fp16, ref, "fp32", classifier=False)
+    (name, pooled, median), = row["per_output"]
+    assert name == "out" and pooled == row["sqnr_db"] == row["min_output_sqnr_db"] and median < pooled
+    index, signal, noise = row["top_sample"]
+    assert index == 1 and signal > 0.99 and noise == pytest.approx(1 / 3, rel=1e-3)
