@@ -68,3 +68,33 @@ def test_bias_corrected_artifact_is_bit_exact_against_litert_reference():
     qm = edgeq.quantize(model, edgeq.calibration.arrays(CALIB), algorithms=["bias_correction"], progress=False)
     result = edgeq.verify(qm.tflite, inputs=[[EVAL[i : i + 1]] for i in range(4)])
     assert result.bit_exact, result.first_divergence
+
+
+def test_blockwise_fully_connected_weights_are_corrected():
+    """w4-blockN weights (weight-only, float activations) get the same correction: inputs with a mean turn the
+    INT4 block rounding into a per-channel shift of the output."""
+    from edgeq.export.tflite_writer import write_tflite
+    from edgeq.ir.graph import Graph, Op, Tensor
+
+    rng = np.random.default_rng(0)
+    tensors = [
+        Tensor("x", (1, 64), "float32"),
+        Tensor("w", (16, 64), "float32", data=rng.normal(0, 0.3, (16, 64)).astype(np.float32)),
+        Tensor("b", (16,), "float32", data=np.zeros(16, np.float32)),
+        Tensor("y", (1, 16), "float32"),
+    ]
+    op = Op("FULLY_CONNECTED", [0, 1, 2], [3], options={}, options_type="FullyConnectedOptions")
+    model = edgeq.load(write_tflite(Graph(tensors=tensors, ops=[op], inputs=[0], outputs=[3])))
+    mean = rng.uniform(0.5, 2.0, 64)
+    calib, held = ((rng.normal(0, 0.5, (64, 64)) + mean).astype(np.float32) for _ in range(2))
+    plain = edgeq.quantize(model, edgeq.calibration.arrays(calib), scheme="w4-block32", progress=False)
+    corrected = edgeq.quantize(
+        model, edgeq.calibration.arrays(calib), scheme="w4-block32", algorithms=["bias_correction"], progress=False
+    )
+    assert corrected.plan.tensors["w"].block_size == 32 and sorted(corrected.plan.weights) == ["b"]
+    f, errors = LiteRT(model.host_tflite), []
+    for qm in (plain, corrected):
+        q = LiteRT(qm.host_tflite)
+        diff = np.concatenate([q.run([held[i : i + 1]])[0] - f.run([held[i : i + 1]])[0] for i in range(64)])
+        errors.append(float(np.sqrt(np.mean(np.square(diff.mean(axis=0))))))
+    assert errors[1] < 0.1 * errors[0], errors  # measured: 0.34 -> 0.021
