@@ -42,6 +42,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("awq", "float", "edgeq.algorithms.awq:run", "activation-aware channel scaling (exact folds)", 15),
         Algorithm("smoothquant", "float", "edgeq.algorithms.smoothquant:run", "activation outliers into weights", 20),
         Algorithm("adaround", "plan", "edgeq.algorithms.adaround:run", "learned weight rounding, layer by layer", 20),
+        Algorithm("block_reconstruction", "plan", "edgeq.algorithms.block_reconstruction:run", "block rounding", 25),
         Algorithm("bias_correction", "plan", "edgeq.algorithms.bias_correction:run", "empirical bias correction", 30),
     )
 }
