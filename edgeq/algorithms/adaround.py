@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from edgeq.algorithms.bias_correction import evenly_spaced
 from edgeq.algorithms.context import AlgorithmContext
+from edgeq.algorithms.gptq import integer_view
 from edgeq.algorithms.layers import Layer, activate, linear_layers, matrix, output_size, patches, weight_grid
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.frontends.host_ops import host_graph
@@ -167,7 +168,8 @@ def _run(ctx: AlgorithmContext) -> list[str]:
     for k, layer in enumerate(tqdm(layers, desc="adaround", disable=not ctx.progress)):
         w = reference.tensors[layer.weight].data
         per_channel = int(np.prod(w.shape)) // (w.shape[3] if layer.kind == "DEPTHWISE_CONV_2D" else w.shape[0])
-        quant = ctx.quantized_activations([layer.input], samples).get(layer.input)
+        # The int8 twin computes what the INT4 model does, and LiteRT runs it 30x faster (gptq.int8_twin).
+        quant = integer_view(ctx).quantized_activations([layer.input], samples).get(layer.input)
         if quant is None:
             skipped.append(layer)
             continue
