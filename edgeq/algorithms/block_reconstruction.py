@@ -23,7 +23,7 @@ import itertools
 import numpy as np
 from tqdm import tqdm
 
-from edgeq.algorithms.adaround import BETA, GAMMA, REG_WEIGHT, WARMUP, ZETA, _float_maps, _initial_v
+from edgeq.algorithms.adaround import BETA, GAMMA, WARMUP, ZETA, _float_maps, _initial_v
 from edgeq.algorithms.bias_correction import evenly_spaced
 from edgeq.algorithms.context import AlgorithmContext
 from edgeq.algorithms.gptq import integer_view
@@ -35,6 +35,7 @@ ITERATIONS = 300
 BATCH = 2  # calibration samples (whole feature maps) per step
 SAMPLES = 32
 LEARNING_RATE = 0.05
+REG_WEIGHT = 0.01  # lambda of AdaRound's rounding regulariser, summed over the chain's weights
 START_SOFT = 0.15  # h(V) at the start: this far from the current integer's side, so gradients still flow
 
 
