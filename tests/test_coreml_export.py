@@ -285,6 +285,7 @@ def test_w8a8_leaves_out_only_what_changes_no_value(tmp_path, monkeypatch):
     lean = MILProgram.load(qm.export_coreml(tmp_path / "lean.mlpackage", mode="w8a8"))
     with monkeypatch.context() as patch:
         patch.setattr(Lowering, "on_grid", lambda self, op_index, enc: False)
+        patch.setattr(Lowering, "plan_deferrals", lambda self, requantize: None)
         patch.setattr(Lowering, "share_constants", lambda self, block: None)
         full = MILProgram.load(qm.export_coreml(tmp_path / "full.mlpackage", mode="w8a8"))
     # max pool, strided slice, squeeze, reduce max, reshape and the concatenation of requantized inputs
@@ -301,8 +302,9 @@ def test_w8a8_leaves_out_only_what_changes_no_value(tmp_path, monkeypatch):
 
 def test_w8a8_quantizes_the_input_as_fed_and_dequantizes_outputs_to_fp32(tmp_path, monkeypatch):
     """The .tflite's QUANTIZE of a float input reads fp32 and its DEQUANTIZE of an int8 output writes fp32: the
-    package does the same (no fp16 cast before or after), leaves zero point 0 out and names pairs q<k>/d<k>.
-    Fewer bytes, and fp32 evaluation is bit for bit that of the program with both casts."""
+    package does the same (no fp16 cast before or after), leaves zero point 0 out and names pairs q<k>/d<k>. The
+    7 inputs of keras_activations' concatenation, all at its encoding (two requantized), share one pair after it.
+    Fewer bytes, and evaluation is bit for bit that of the program with a pair per input and both casts."""
     from coremltools.proto import MIL_pb2
 
     from edgeq.export.coreml_env import mb
@@ -321,6 +323,9 @@ def test_w8a8_quantizes_the_input_as_fed_and_dequantizes_outputs_to_fp32(tmp_pat
     scale = by_output[out.inputs["scale"].arguments[0].name]
     assert scale.outputs[0].type.tensorType.dataType == MIL_pb2.DataType.FLOAT32
     assert any("zero_point" not in o.inputs for o in ops if o.type == "quantize")  # tanh: 1/128, zero point 0
+    (concat,) = [o for o in ops if o.type == "concat"]
+    assert {by_output[a.name].type for a in concat.inputs["values"].arguments} != {"dequantize"}
+    assert [o.type for o in ops].count("quantize") == 10  # the integer model's 16 activations, 7 in one pair
 
     def cast_output(self, v, name):
         return mb.cast(x=v.var, dtype="fp32", name=name)
@@ -332,14 +337,21 @@ def test_w8a8_quantizes_the_input_as_fed_and_dequantizes_outputs_to_fp32(tmp_pat
         return self.quantized_views[t]
 
     with monkeypatch.context() as patch:
+        patch.setattr(Lowering, "plan_deferrals", lambda self, requantize: None)
+        pairs = qm.export_coreml(tmp_path / "pairs.mlpackage", mode="w8a8")
         patch.setattr(Lowering, "output", cast_output)
         patch.setattr(Lowering, "quantized_view", cast_input_view)
         casts = qm.export_coreml(tmp_path / "casts.mlpackage", mode="w8a8")
+    assert [o.type for o in _ops(pairs)].count("quantize") == 16
     assert [o.type for o in _ops(casts)].count("cast") == 2
-    assert sum(len(b) for b in _tree(path).values()) < sum(len(b) for b in _tree(casts).values())
-    lean, full = MILProgram.load(path), MILProgram.load(casts)
+    sizes = [sum(len(b) for b in _tree(p).values()) for p in (path, pairs, casts)]
+    assert sizes == sorted(sizes) and sizes[0] < 0.95 * sizes[2]
+    lean, per_input, full = (MILProgram.load(p) for p in (path, pairs, casts))
     (images,) = zoo.get("keras_activations").eval(8, 0)
     for k in range(8):
         feeds = {x: images[k : k + 1].reshape(lean.inputs[0][1])}
-        a, b = lean.run(feeds, precision="fp32"), full.run(feeds, precision="fp32")
-        assert all(np.array_equal(a[o], b[o]) for o in lean.outputs)
+        for precision, other in (("fp32", full), ("fp32", per_input), ("fp16", per_input)):
+            a, b = lean.run(feeds, precision=precision), other.run(feeds, precision=precision)
+            assert all(np.array_equal(a[o], b[o]) for o in lean.outputs)
+    result = edgeq.verify_coreml(path, qm, data=edgeq.calibration.arrays(images), samples=8)
+    assert result.per_op.tensors == 10 and result.per_op.max_abs_diff == 1 and result.per_op.sqnr_db >= 40.0

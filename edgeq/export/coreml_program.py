@@ -28,6 +28,9 @@ GRID_PRESERVING = frozenset(
      "GATHER", "SPLIT", "SPLIT_V", "PACK", "CONCATENATION", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
      "RESIZE_NEAREST_NEIGHBOR", "REDUCE_MAX", "REDUCE_MIN", "MAXIMUM", "MINIMUM"}
 )  # fmt: skip
+# Ops of several inputs that only copy or select input values (quantize is monotone, so it commutes with max and
+# min): quantizing their inputs to the output's encoding one by one equals quantizing the output once.
+ONE_PAIR_AFTER = frozenset({"CONCATENATION", "PACK", "MAXIMUM", "MINIMUM"})
 
 
 def identity(rank: int) -> tuple[int, ...]:
@@ -85,6 +88,8 @@ class Lowering:
     quantized_views: dict[int, Value] = field(default_factory=dict)  # ...and their fake-quantized twins
     on_grid_vars: dict[str, tuple] = field(default_factory=dict)  # dequantize output -> its grid_consts key
     transposed: dict[tuple[str, tuple], Value] = field(default_factory=dict)  # (var name, perm) -> its transpose
+    deferred: set[int] = field(default_factory=set)  # w8a8: tensors quantized by their only reader's pair
+    deferred_requantize: set[tuple[int, int]] = field(default_factory=set)  # ... and (op, input) requantizations
 
     # ---- names -------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -170,7 +175,7 @@ class Lowering:
             self.float_sourced.add(t)
         elif planned and self.on_grid(op_index, enc):
             self.on_grid_vars[var.name] = grid_key(enc)  # moved grid values: still on the grid
-        elif planned:
+        elif planned and t not in self.deferred:  # a deferred tensor is quantized after its reader (plan_deferrals)
             var = self.fake_quant(var, enc, name)
         v = Value(var, perm)
         self.values[t] = v
@@ -203,6 +208,40 @@ class Lowering:
             elif t not in self.values or self.on_grid_vars.get(self.values[t].var.name) != key:
                 return False
         return bool(data)
+
+    def plan_deferrals(self, requantize: dict[int, list]) -> None:
+        """w8a8: find the ops of ONE_PAIR_AFTER whose inputs all have the output's encoding (a constant: values on
+        its grid; a requantized input: requantized to it) and move the quantize/dequantize pairs of their inputs
+        after them: one pair instead of one per input, the same integers (e.g. a concatenation of 7 activations).
+        An input's own pair moves only when the op is its only reader and it is no model output; a requantization
+        for the op always can. Inputs whose pair stays are on the output's grid, where the pair after is exact."""
+        if not self.activations_quantized():
+            return
+        graph = self.graph
+        readers, producers, outputs = graph.consumers(), graph.producers(), set(graph.outputs)
+        for j, op in enumerate(graph.ops):
+            enc = self.encoding(op.outputs[0]) if len(op.outputs) == 1 else None
+            if op.kind not in ONE_PAIR_AFTER or j in self.float_ops or enc is None or enc.per_channel:
+                continue
+            key = grid_key(enc)
+            targets = {r.input: r.target(self.plan) for r in requantize.get(j, [])}
+            own, requantized, ok = set(), set(), enc.dtype in ("int8", "uint8")
+            for k, t in enumerate(op.inputs):
+                tensor = graph.tensors[t] if t >= 0 else None
+                if tensor is None or not tensor.dtype.startswith("float"):
+                    continue
+                source = targets.get(k) or self.encoding(t)
+                if tensor.is_constant:
+                    ok = ok and on_grid_values(self.constant_values(t), enc)
+                elif source is None or source.per_channel or grid_key(source) != key:
+                    ok = False
+                elif k in targets:
+                    requantized.add((j, k))
+                elif set(readers.get(t, [])) == {j} and t not in outputs and producers.get(t) not in self.float_ops:
+                    own.add(t)
+            if ok and len(own) + len(requantized) >= 2 and None not in (producers.get(t) for t in own):
+                self.deferred |= own
+                self.deferred_requantize |= requantized
 
     def fake_quant(self, var, enc: Encoding, name: str):
         """quantize -> dequantize with the plan's per-tensor encoding: the integers the .tflite holds."""

@@ -172,9 +172,12 @@ def build_program(
         requant = {}
         for r in qm.plan.requantize:
             requant.setdefault(r.op, []).append(r)
+        L.plan_deferrals(requant)
         for i, op in enumerate(graph.ops):
             saved = {}
             for r in requant.get(i, []) if L.activations_quantized() else []:
+                if (i, r.input) in L.deferred_requantize:  # the pair after op i requantizes this input
+                    continue
                 t = op.inputs[r.input]
                 saved[t] = L.values[t]
                 enc = r.target(qm.plan)
