@@ -237,9 +237,9 @@ class Lowering:
                     ok = False
                 elif k in targets:
                     requantized.add((j, k))
-                elif set(readers.get(t, [])) == {j} and t not in outputs and producers.get(t) not in self.float_ops:
-                    own.add(t)
-            if ok and len(own) + len(requantized) >= 2 and None not in (producers.get(t) for t in own):
+                elif set(readers[t]) == {j} and t not in outputs and producers.get(t, -1) not in self.float_ops | {-1}:
+                    own.add(t)  # float-sourced values (a float op's, a model input's) keep their pair
+            if ok and len(own) + len(requantized) >= 2:
                 self.deferred |= own
                 self.deferred_requantize |= requantized
 
