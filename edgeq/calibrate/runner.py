@@ -80,11 +80,14 @@ def calibrate(
                 held_inputs.append([x.copy() for x in sample])
                 held_outputs.append(outputs)
                 continue
-            live = padding.live(sample) if padding is not None else None
-            if live is not None:
+            if padding is None:
+                for t, obs in observers.items():  # no reference to LiteRT's buffers may outlive the loop
+                    obs.update(runtime.tensor(t))
+            else:
+                live = padding.live(sample)
                 real_positions.append(float(live.mean()))
-            for t, obs in observers.items():  # no reference to LiteRT's buffers may outlive the loop
-                obs.update(runtime.tensor(t) if live is None else padding.real_rows(runtime.tensor(t), live))
+                for t, obs in observers.items():
+                    obs.update(padding.real_rows(runtime.tensor(t), live))
             for t, ext in extremes.items():
                 ext.update(runtime.tensor(t))
         samples += count
