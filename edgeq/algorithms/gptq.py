@@ -155,9 +155,14 @@ def gptq_matrix(
     return out
 
 
+def row_errors(delta: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """[G, R] squared output error of each row: delta_r H_g delta_r^T = ||X_g delta_r^T||^2."""
+    return np.sum(np.matmul(delta, h) * delta, axis=2)
+
+
 def output_error(delta: np.ndarray, h: np.ndarray) -> float:
-    """sum over groups of trace(delta H delta^T) = ||X delta^T||^2: the layer's squared output error."""
-    return float(np.sum(np.matmul(delta, h) * delta))
+    """The layer's squared output error: the rows' errors summed."""
+    return float(np.sum(row_errors(delta, h)))
 
 
 def _inverse_cholesky(h: np.ndarray) -> np.ndarray:

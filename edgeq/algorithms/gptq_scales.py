@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeq.algorithms import gptq as base
 from edgeq.algorithms.context import AlgorithmContext
+from edgeq.algorithms.gptq import row_errors
 from edgeq.quant.planner import _BIAS_HEADROOM, _MIN_OUTPUT_MULTIPLIER
 from edgeq.quant.schemes import fp16_ceil
 
@@ -36,11 +37,6 @@ def run(ctx: AlgorithmContext) -> list[str]:
         f"{searched[0]} of {searched[1]} channels took a scale other than the plan's"
     )
     return notes
-
-
-def row_errors(delta: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """[G, R] output error of each row: delta_r H_g delta_r^T."""
-    return np.sum(np.matmul(delta, h) * delta, axis=2)
 
 
 def search_rows(
