@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from edgeq.algorithms.budget import ORDERS as BUDGET_ORDERS
 from edgeq.calibrate.observers import OBSERVERS
 from edgeq.errors import EdgeqError, PlanError
 from edgeq.quant.schemes import SCHEMES
@@ -56,6 +57,20 @@ def _parser() -> argparse.ArgumentParser:
         help="sequence models: the input whose zeros mark padding positions, left out of ranges and algorithm "
         "statistics (default auto: the input named attention_mask, if any; none: no mask)",
     )
+    c.add_argument(
+        "--budget",
+        metavar="METRIC=MIN",
+        help="accuracy budget: promote the fewest layers to --fallback until METRIC (top1_agreement, sqnr in dB, "
+        "or cosine: mean output cosine, for embedding models) is at least MIN on --budget-eval, e.g. "
+        "top1_agreement=0.99",
+    )
+    c.add_argument("--budget-eval", metavar="PATH", help="evaluation data for --budget, in --calib's forms "
+                   "(default: the calibration data, which flatters the quantized model)")
+    c.add_argument("--budget-order", choices=list(BUDGET_ORDERS), default="sensitivity",
+                   help="which layers a budget promotes first (edgeq.algorithms.budget)")
+    c.add_argument("--fallback", choices=["auto", "int16x8", "int8", "float"], default="auto",
+                   help="what a budget promotes a layer to (auto: int16x8 activations for int8 schemes, int8 "
+                   "weights for INT4 schemes)")
     c.add_argument("--samples", type=int, default=None, help="use at most this many calibration samples")
     c.add_argument("--mean", type=float, nargs="+", default=[127.5], help="image normalisation: (x - mean) / std")
     c.add_argument("--std", type=float, nargs="+", default=[127.5])
@@ -218,11 +233,13 @@ def _run(args) -> dict:
     return summary
 
 
-def _calibration_source(args, model):
+def _calibration_source(args, model, path: str | None = None):
+    """The samples at `path` (default --calib), loaded to the model's first input as --calib's are."""
     from edgeq.calibrate.data import from_path
     from edgeq.errors import CalibrationDataError
 
-    if args.calib is None:
+    path = path or args.calib
+    if path is None:
         raise CalibrationDataError("--calib is required unless --plan is given")
     shape = model.graph.tensors[model.graph.inputs[0]].shape
     layout = args.layout
@@ -232,7 +249,29 @@ def _calibration_source(args, model):
     channels = (shape[1] if layout == "NCHW" else shape[3]) if len(shape) == 4 else 3
     mean = args.mean[0] if len(args.mean) == 1 else tuple(args.mean)
     std = args.std[0] if len(args.std) == 1 else tuple(args.std)
-    return from_path(args.calib, size=size, mean=mean, std=std, layout=layout, channels=channels, limit=args.samples)
+    return from_path(path, size=size, mean=mean, std=std, layout=layout, channels=channels, limit=args.samples)
+
+
+def _budget(args, model, calib):
+    """edgeq.Budget and the fallback from --budget, --budget-eval, --budget-order and --fallback (None, fallback
+    without --budget)."""
+    import edgeq
+    from edgeq.quant.schemes import get_scheme
+
+    fallback = args.fallback
+    if fallback == "auto":
+        fallback = "int8" if get_scheme(args.scheme).weight_dtype == "int4" else "int16x8"
+    if args.budget is None:
+        return None, fallback
+    metric, sep, value = args.budget.partition("=")
+    try:
+        minimum = float(value)
+    except ValueError:
+        minimum = None
+    if not sep or minimum is None:
+        raise PlanError(f"--budget {args.budget!r}: give METRIC=MIN, e.g. top1_agreement=0.99")
+    data = calib if args.budget_eval is None else _calibration_source(args, model, args.budget_eval)
+    return edgeq.Budget(metric=metric.strip(), min=minimum, eval=data, order=args.budget_order), fallback
 
 
 def _convert(args) -> dict:
@@ -249,6 +288,8 @@ def _convert(args) -> dict:
     runs = _target_runs(args, targets)
     from edgeq.quant.planner import COREMLTOOLS_FORM
 
+    budget, fallback = _budget(args, model, calib)
+
     def quantize(key, accelerators: list[str]):
         return edgeq.quantize(
             model,
@@ -264,6 +305,8 @@ def _convert(args) -> dict:
             targets=[s for s in accelerators if s != "coreml-ane"] or None if plan is None else None,
             strict=args.strict,
             padding_mask=None if args.padding_mask == "none" else args.padding_mask,
+            accuracy_budget=budget,
+            fallback=fallback,
             **(COREMLTOOLS_FORM if args.coremltools_form and plan is None else {}),
         )
 
@@ -329,6 +372,7 @@ def _convert(args) -> dict:
         "notes": qm.plan.notes,
         "timings_s": qm.timings,
         "algorithms": [{"name": r.name, "seconds": r.seconds, "notes": r.notes} for r in qm.algorithms],
+        "budget": qm.budget.to_dict() if qm.budget is not None else None,
         "fidelity": report.to_dict() if report is not None else None,
         "targets": checks,
     }

@@ -5,10 +5,16 @@ Run with -s to see the promotions."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 import edgeq
+import edgeq.runtime
 from edgeq.algorithms.budget import replan
+from edgeq.api import _materialized
+from edgeq.cli import main
 from edgeq.errors import PlanError
 from edgeq.quant.planner import PlanOptions
 from edgeq.quant.schemes import get_scheme
@@ -67,3 +73,37 @@ def test_budget_mistakes_are_plan_errors():
         edgeq.quantize(model, CALIB, progress=False, accuracy_budget=edgeq.Budget(eval=EVAL))
     with pytest.raises(PlanError, match="needs evaluation data"):
         edgeq.quantize(model, CALIB, scheme="int4-channel", progress=False, accuracy_budget=edgeq.Budget())
+
+
+def test_cosine_budget_is_the_mean_output_cosine_and_holds():
+    model = edgeq.load(small_convnet())
+    budget = edgeq.Budget(metric="cosine", min=0.999, eval=EVAL)
+    qm = edgeq.quantize(model, CALIB, scheme="int4-channel", progress=False, accuracy_budget=budget)
+    result = qm.budget
+    assert result.met and result.start < 0.999 <= result.final and result.promoted
+    # What was measured is the mean over samples of the cosine between float and quantized outputs.
+    runtime_f, runtime_q = edgeq.runtime.LiteRT(model.host_tflite), edgeq.runtime.LiteRT(qm.host_tflite)
+    cosines = []
+    for sample in _materialized(model.graph, EVAL):
+        f, q = (r.run(sample)[0].ravel().astype(np.float64) for r in (runtime_f, runtime_q))
+        cosines.append(f @ q / np.linalg.norm(f) / np.linalg.norm(q))
+    assert np.mean(cosines) == pytest.approx(result.final, abs=1e-9)
+
+
+def test_cli_budget_promotes_and_reports(tmp_path, capsys):
+    path, calib, evaluation = tmp_path / "net.tflite", tmp_path / "calib.npy", tmp_path / "eval.npy"
+    path.write_bytes(small_convnet())
+    np.save(calib, images(48, 0))
+    np.save(evaluation, images(64, 1))
+    argv = ["convert", str(path), "--calib", str(calib), "--scheme", "int4-channel", "-o", str(tmp_path / "out"),
+            "--quiet", "--compare", "0", "--json"]
+    assert main([*argv, "--budget", "sqnr=25", "--budget-eval", str(evaluation), "--budget-order", "gain"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["budget"]["met"] and [p["name"] for p in summary["budget"]["promoted"]] == [
+        "head/fc", "block/project"]  # the same promotions as the Python call above, on the same data
+    plan = edgeq.QuantPlan.load(summary["artifacts"]["plan"])
+    assert plan.tensors["head/fc/w"].dtype == "int8" and plan.tensors["stem/conv/w"].dtype == "int4"
+    assert main([*argv, "--budget", "sqnr"]) == 2
+    assert "give METRIC=MIN" in capsys.readouterr().err
+    assert main([*argv, "--budget", "accuracy=0.9"]) == 2
+    assert "budget metric 'accuracy': choose sqnr, top1_agreement, cosine" in capsys.readouterr().err

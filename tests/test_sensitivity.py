@@ -41,7 +41,7 @@ def test_one_layer_alone_is_closer_to_float_than_the_whole_model():
     assert len(lines) == 4 and lines[2].split()[:2] == ["1", f"{result.layers[0].sqnr_db:.2f}"]
     doc = result.to_dict()
     assert doc["scheme"] == "int4-channel" and len(doc["layers"]) == 5
-    assert set(doc["layers"][0]) == {"op", "kind", "name", "sqnr_db", "top1_agreement"}
+    assert set(doc["layers"][0]) == {"op", "kind", "name", "sqnr_db", "top1_agreement", "cosine"}
 
 
 def test_the_single_layer_model_runs_only_that_layer_in_integers():

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from tqdm import tqdm
 
-from edgeq.algorithms.sensitivity import Evaluator, layer_ops, layer_sensitivities
+from edgeq.algorithms.sensitivity import METRICS, Evaluator, layer_ops, layer_sensitivities
 from edgeq.errors import PlanError
 from edgeq.frontends.tflite import FloatModel
 from edgeq.ir.graph import Graph
@@ -38,7 +38,7 @@ ORDERS = ("gain", "sensitivity", "greedy")
 class Budget:
     """The least fidelity the quantized model must keep on `eval` (edgeq.calibration sources or arrays)."""
 
-    metric: str = "top1_agreement"  # or "sqnr" (pooled output SQNR, dB)
+    metric: str = "top1_agreement"  # or "sqnr" (pooled output SQNR, dB) or "cosine" (mean over samples)
     min: float = 0.99
     eval: object = None
     max_samples: int | None = None
@@ -131,8 +131,9 @@ def meet_budget(
     def measure(p: QuantPlan) -> tuple[float, float]:
         nonlocal evaluations
         evaluations += 1
-        sqnr, top1 = evaluator.score(render(p))
-        return (top1 if budget.metric == "top1_agreement" else sqnr), sqnr
+        score = evaluator.score(render(p))
+        value = {"top1_agreement": score.top1_agreement, "cosine": score.cosine}.get(budget.metric, score.sqnr_db)
+        return value, score.sqnr_db
 
     reachable = None
 
@@ -272,8 +273,8 @@ def replan(
 
 
 def _check(budget: Budget, fallback: str, options: PlanOptions) -> None:
-    if budget.metric not in ("top1_agreement", "sqnr"):
-        raise PlanError(f"budget metric {budget.metric!r}: choose top1_agreement or sqnr")
+    if budget.metric not in METRICS:
+        raise PlanError(f"budget metric {budget.metric!r}: choose {', '.join(METRICS)}")
     if budget.order not in ORDERS:
         raise PlanError(f"budget order {budget.order!r}: choose {' or '.join(ORDERS)}")
     if budget.eval is None:

@@ -28,7 +28,7 @@ from edgeq.quant.plan import FloatOp, QuantPlan
 from edgeq.runtime import LiteRT
 from edgeq.verify.fidelity import Accumulator, _is_class_vector, sqnr_db
 
-METRICS = ("sqnr", "top1_agreement")
+METRICS = ("sqnr", "top1_agreement", "cosine")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class LayerSensitivity:
     name: str  # the op's first output tensor
     sqnr_db: float  # pooled over every output and sample
     top1_agreement: float | None = None  # classifiers with evaluation data only
+    cosine: float | None = None  # mean over samples of the outputs' cosine to float
 
 
 @dataclass
@@ -53,6 +54,7 @@ class SensitivityResult:
     full_sqnr_db: float
     full_top1_agreement: float | None
     layers: list[LayerSensitivity] = field(default_factory=list)
+    full_cosine: float | None = None
 
     def ranked(self, top: int | None = None) -> list[LayerSensitivity]:
         return self.layers[:top]
@@ -60,16 +62,20 @@ class SensitivityResult:
     def table(self, top: int | None = None) -> str:
         """A ranked text table: rank, SQNR, top-1 agreement, op kind and (the tail of) the op's name."""
         top1 = self.full_top1_agreement is not None
+        cosine = self.metric == "cosine"
         lines = [
             f"sensitivity ({self.scheme}, ranked by {self.metric}) over {self.samples} samples, {self.seconds:.1f} s;"
             f" whole model quantized: {self.full_sqnr_db:.2f} dB"
-            + (f", top-1 {self.full_top1_agreement:.4f}" if top1 else ""),
-            f"{'#':>3} {'SQNR dB':>8} " + (f"{'top-1':>7} " if top1 else "") + f"{'op':>4} {'kind':<18} layer",
+            + (f", top-1 {self.full_top1_agreement:.4f}" if top1 else "")
+            + (f", cosine {self.full_cosine:.4f}" if cosine else ""),
+            f"{'#':>3} {'SQNR dB':>8} " + (f"{'top-1':>7} " if top1 else "") + (f"{'cosine':>7} " if cosine else "")
+            + f"{'op':>4} {'kind':<18} layer",
         ]
         for rank, layer in enumerate(self.ranked(top), 1):
             agree = f"{layer.top1_agreement:7.4f} " if top1 and layer.top1_agreement is not None else ""
+            cos = f"{layer.cosine:7.4f} " if cosine else ""
             name = short_name(layer.name)
-            lines.append(f"{rank:>3} {layer.sqnr_db:8.2f} {agree}{layer.op:>4} {layer.kind:<18} {name}")
+            lines.append(f"{rank:>3} {layer.sqnr_db:8.2f} {agree}{cos}{layer.op:>4} {layer.kind:<18} {name}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -90,8 +96,9 @@ def sensitivity(
 ) -> SensitivityResult:
     """Per quantizable layer, the output SQNR (and top-1 agreement for classifiers, when `eval` data is given)
     with only that layer quantized under `scheme` (its weights and output activation; everything else float).
-    Measured on `eval`, else on the calibration samples; `max_samples` bounds either. `metric` ranks: "sqnr" or
-    "top1_agreement" (needs eval data and a classifier output)."""
+    Measured on `eval`, else on the calibration samples; `max_samples` bounds either. `metric` ranks: "sqnr",
+    "top1_agreement" (needs eval data and a classifier output) or "cosine" (embedding models: the mean over
+    samples of the cosine between the float and quantized outputs)."""
     from edgeq.api import _materialized, _SampleList, quantize
 
     if metric not in METRICS:
@@ -105,19 +112,29 @@ def sensitivity(
     evaluator = Evaluator(model, samples[:max_samples], top1=eval is not None)
     if metric == "top1_agreement" and evaluator.classifier is None:
         raise PlanError("metric 'top1_agreement' needs a classifier output (one vector of scores per sample)")
-    full_sqnr, full_top1 = evaluator.score(qm.host_tflite)
+    full = evaluator.score(qm.host_tflite)
     layers = layer_sensitivities(model, qm.plan, evaluator, progress)
-    key = (lambda x: (x.top1_agreement, x.sqnr_db)) if metric == "top1_agreement" else (lambda x: x.sqnr_db)
-    layers.sort(key=key)
+    keys = {"top1_agreement": lambda x: (x.top1_agreement, x.sqnr_db), "cosine": lambda x: (x.cosine, x.sqnr_db)}
+    layers.sort(key=keys.get(metric, lambda x: x.sqnr_db))
     return SensitivityResult(
         scheme=qm.plan.scheme,
         metric=metric,
         samples=len(evaluator.samples),
         seconds=time.perf_counter() - start,
-        full_sqnr_db=full_sqnr,
-        full_top1_agreement=full_top1,
+        full_sqnr_db=full.sqnr_db,
+        full_top1_agreement=full.top1_agreement,
         layers=layers,
+        full_cosine=full.cosine,
     )
+
+
+@dataclass(frozen=True)
+class Score:
+    """A quantized model's closeness to float on the evaluator's samples."""
+
+    sqnr_db: float  # pooled over every output and sample
+    top1_agreement: float | None  # None without a classifier output
+    cosine: float  # mean over samples of the cosine between all outputs, flattened together
 
 
 class Evaluator:
@@ -131,19 +148,30 @@ class Evaluator:
         # Top-1 agreement of the first classifier output (one vector of scores per sample), when asked for.
         self.classifier = next((k for k, shape in enumerate(shapes) if _is_class_vector(shape)), None) if top1 else None
 
-    def score(self, host: bytes) -> tuple[float, float | None]:
-        """Pooled output SQNR over every output and sample, and top-1 agreement (None without a classifier)."""
+    def score(self, host: bytes) -> Score:
+        """Pooled output SQNR, top-1 agreement and mean cosine of the model `host` on the samples."""
         runtime = LiteRT(host)
         pooled = Accumulator()
         agree = 0
+        cosines = []
         for sample, ref in zip(self.samples, self.reference, strict=True):
             got = runtime.run(sample)
             for r, q in zip(ref, got, strict=True):
                 pooled.add(r, q)
             if self.classifier is not None:
                 agree += int(np.argmax(ref[self.classifier]) == np.argmax(got[self.classifier]))
+            cosines.append(cosine(np.concatenate([r.ravel() for r in ref]), np.concatenate([q.ravel() for q in got])))
         top1 = agree / max(len(self.samples), 1) if self.classifier is not None else None
-        return sqnr_db(pooled.signal, pooled.noise), top1
+        return Score(sqnr_db(pooled.signal, pooled.noise), top1, float(np.mean(cosines)) if cosines else 1.0)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two vectors in float64; 1 when both are zero, 0 when only one is."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    if norms == 0:
+        return 1.0 if not a.any() and not b.any() else 0.0
+    return float(a @ b / norms)
 
 
 def layer_sensitivities(
@@ -152,8 +180,9 @@ def layer_sensitivities(
     """Each layer of `plan` alone quantized, in graph order."""
     layers = []
     for i in tqdm(layer_ops(plan, model), desc="sensitivity", disable=not progress, leave=False):
-        sqnr, top1 = evaluator.score(_render_one(model, plan, i))
-        layers.append(LayerSensitivity(i, model.graph.ops[i].kind, op_name(model.graph, i), sqnr, top1))
+        score = evaluator.score(_render_one(model, plan, i))
+        layers.append(LayerSensitivity(i, model.graph.ops[i].kind, op_name(model.graph, i), score.sqnr_db,
+                                       score.top1_agreement, score.cosine))
     return layers
 
 
