@@ -16,6 +16,7 @@ from edgeq.errors import PlanError
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
 from edgeq.quant.plan import QuantPlan
+from tests.graphs import variance_graph
 from tests.small_convnet import images, small_convnet
 
 CALIB, EVAL = edgeq.calibration.arrays(images(48, 0)), edgeq.calibration.arrays(images(64, 1))
@@ -202,3 +203,21 @@ def test_cli_override_int16x8(tmp_path, capsys):
     assert [plan.tensors[n].dtype for n in ("stem/conv", "block/dw", "block/project", "head/fc")] == [
         "int8", "int16", "int16", "int8"]
     assert [r.encoding.dtype for r in plan.requantize] == ["int16", "int8"]
+
+
+def test_int16x8_budget_takes_an_op_without_an_int16_kernel_to_float():
+    # A layer norm's variance with an outlier feature: the int8 squares lose the small features, and LiteRT has
+    # no int16x8 SQUARED_DIFFERENCE, so the budget promotes that op to float rather than stopping short.
+    graph, scales = variance_graph()
+    model = edgeq.load(graph)
+    rng = np.random.default_rng(0)
+    calib, evaluation = (edgeq.calibration.arrays((rng.normal(size=(n, 16, 32)) * scales).astype(np.float32))
+                         for n in (32, 32))
+    budget = edgeq.Budget(metric="sqnr", min=40.0, eval=evaluation, order="gain")
+    qm = edgeq.quantize(model, calib, progress=False, accuracy_budget=budget, fallback="int16x8", observer="minmax")
+    result = qm.budget
+    print("\n" + "\n".join(result.notes()))
+    assert result.met and result.candidates == 3 and result.start < 30.0 and result.final >= 40.0
+    assert ("squared", "float") in [(p.name, p.to) for p in result.promoted]
+    assert [f.kind for f in qm.plan.float_ops] == ["SQUARED_DIFFERENCE"]
+    assert "no int16x8 kernel" in qm.plan.float_ops[0].reason

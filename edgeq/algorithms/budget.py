@@ -9,7 +9,8 @@ moves in steps of 1/samples) and promotes the largest gains first; "sensitivity"
 that ranking but re-measures a short list (the next `shortlist` ranked layers) on top of what is already
 promoted and takes the best gain per promoted op. Under fallback "int16x8" a greedy step promotes a run:
 the layer and the layers reading its output (through PAD, RESHAPE and the like), because an int16 output
-read by an int8 layer is requantized to int8 and buys nothing. Before the search the model with every
+read by an int8 layer is requantized to int8 and buys nothing; an op LiteRT has no int16x8 kernel for (the
+SQUARED_DIFFERENCE of a decomposed layer norm) is promoted to float instead. Before the search the model with every
 candidate promoted is measured: if even that misses the budget, the search stops there and says so.
 """
 
@@ -77,7 +78,8 @@ class BudgetResult:
         verdict = "met" if self.met else "NOT met"
         head = (
             f"accuracy budget {self.metric} >= {self.min} {verdict}: {self.start:.4f} -> {self.final:.4f} with "
-            f"{len(self.promoted)} of {self.candidates} candidate layers promoted to {self.fallback} (order: "
+            f"{len(self.promoted)} of {self.candidates} candidate layers promoted to {self.fallback}"
+            f"{' (float: no int16x8 kernel)' if any(p.to != self.fallback for p in self.promoted) else ''} (order: "
             f"{self.order}, {self.evaluations} models measured, {self.seconds:.0f} s)"
         )
         if not self.met and self.reachable is not None and self.reachable < self.min:
@@ -91,19 +93,28 @@ class BudgetResult:
 
 def candidates(model: FloatModel, plan: QuantPlan, fallback: str) -> list[int]:
     """Ops a promotion to `fallback` changes: ops with INT4 weights for a weight scheme, every layer for float,
-    every int8 layer LiteRT has an int16x8 kernel for under int16x8."""
+    every int8 layer under int16x8 (see promoted_to)."""
     graph = model.graph
     if fallback == FLOAT:
         return layer_ops(plan, model)
-    if fallback == INT16X8:
-        return [i for i in layer_ops(plan, model) if RULES[graph.ops[i].kind].int16
-                and plan.tensors[graph.tensors[graph.ops[i].outputs[0]].name].dtype == "int8"]
+    if fallback == INT16X8:  # int8 layers; those LiteRT has no int16 kernel for go float (promoted_to)
+        return [i for i in layer_ops(plan, model)
+                if plan.tensors[graph.tensors[graph.ops[i].outputs[0]].name].dtype == "int8"]
     out = []
     for i in layer_ops(plan, model):
         encodings = [plan.tensors.get(graph.tensors[t].name) for t in graph.ops[i].inputs if t >= 0]
         if any(e is not None and e.dtype == "int4" for e in encodings):
             out.append(i)
     return out
+
+
+def promoted_to(graph: Graph, index: int, fallback: str) -> str:
+    """What promoting op `index` to `fallback` makes it: under int16x8, an op without an int16x8 kernel in
+    LiteRT (SQUARED_DIFFERENCE of a decomposed layer norm, HARD_SWISH...) goes float instead, so a budget
+    is not left short by the one op it cannot widen."""
+    if fallback == INT16X8 and not RULES[graph.ops[index].kind].int16:
+        return FLOAT
+    return fallback
 
 
 def meet_budget(
@@ -164,7 +175,8 @@ def meet_budget(
         why = {i: f"sensitivity rank {k + 1}: {score[i]:.2f} dB alone" for k, i in enumerate(ranked)}
 
     def record(i: int, value: float, reason: str) -> Promotion:
-        return Promotion(i, model.graph.ops[i].kind, op_name(model.graph, i), fallback, value, reason)
+        return Promotion(i, model.graph.ops[i].kind, op_name(model.graph, i), promoted_to(model.graph, i, fallback),
+                         value, reason)
 
     if budget.order == "greedy":
         current, promoted = _greedy(model, plan, ranked, why, fallback, budget, promote, measure, record, progress)
@@ -256,8 +268,9 @@ def replan(
     weight_schemes, floats = dict(options.weight_schemes), dict(options.float_overrides)
     int16_ops = set(options.int16_ops)
     for i in ops:
-        if fallback == FLOAT:
-            floats[i] = f"budget:{fallback}"
+        to = promoted_to(graph, i, fallback)
+        if to == FLOAT:
+            floats[i] = f"budget:{to}" if to == fallback else f"budget:{to} (no {fallback} kernel)"
         elif fallback == INT16X8:
             int16_ops.add(i)
         else:
