@@ -198,7 +198,9 @@ def quantize(
         candidates = {"percentile" if observer == "auto" else observer: result.ranges}
         if observer == "auto" and result.minmax_ranges is not None:
             candidates["minmax"] = result.minmax_ranges
-        plans = {name: build_plan(work, ranges, options, model.sha256) for name, ranges in candidates.items()}
+        # Ops promoted to int16 (overrides, an int16x8 budget) take min/max ranges when auto has them.
+        wide = result.minmax_ranges if observer == "auto" else None
+        plans = {name: build_plan(work, ranges, options, model.sha256, wide) for name, ranges in candidates.items()}
         timings["plan_s"] = time.perf_counter() - start
         renders = {name: _render_graph(work, p, timings) for name, p in plans.items()}
         if len(renders) > 1 and result.held_inputs:
@@ -229,7 +231,8 @@ def quantize(
             start = time.perf_counter()
             base = work if ctx.float_graph is None else ctx.float_graph
             plan, budget = meet_budget(
-                model, base, plan, options, accuracy_budget, fallback, lambda p: _render(model, p, {})[2], progress
+                model, base, plan, options, accuracy_budget, fallback, lambda p: _render(model, p, {})[2], progress,
+                wide,
             )
             plan.notes += budget.notes()
             rendered = _render(model, plan, timings)

@@ -16,6 +16,8 @@ from edgeq.errors import PlanError
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Quantization, Tensor
 from edgeq.quant.plan import QuantPlan
+from edgeq.quant.planner import PlanOptions, build_plan
+from edgeq.quant.schemes import get_scheme
 from tests.graphs import variance_graph
 from tests.small_convnet import images, small_convnet
 
@@ -221,3 +223,22 @@ def test_int16x8_budget_takes_an_op_without_an_int16_kernel_to_float():
     assert ("squared", "float") in [(p.name, p.to) for p in result.promoted]
     assert [f.kind for f in qm.plan.float_ops] == ["SQUARED_DIFFERENCE"]
     assert "no int16x8 kernel" in qm.plan.float_ops[0].reason
+
+
+def test_int16_promoted_tensors_take_the_wide_ranges(model):
+    # auto keeps the percentile or the min/max plan for int8 and hands build_plan the min/max ranges for the
+    # promoted ops' int16 tensors, as the int16x8 scheme ranges: 65536 levels leave nothing for clipping to buy.
+    graph = model.graph
+    ranges = {}
+    for obs in ("minmax", "percentile"):
+        named = edgeq.quantize(model, CALIB, observer=obs, progress=False).plan.ranges
+        ranges[obs] = {i: named[t.name] for i, t in enumerate(graph.tensors) if t.name in named}
+    project = next(i for i, t in enumerate(graph.tensors) if t.name == "block/project")
+    op = next(i for i, o in enumerate(graph.ops) if o.outputs[0] == project)
+    options = PlanOptions(get_scheme("int8"), int16_ops=frozenset({op}))
+    plan = build_plan(graph, ranges["percentile"], options, "", int16_ranges=ranges["minmax"])
+    assert ranges["minmax"][project] != ranges["percentile"][project]
+    assert plan.tensors["block/project"].dtype == "int16" and plan.ranges["block/project"] == ranges["minmax"][project]
+    dw = next(i for i, t in enumerate(graph.tensors) if t.name == "block/dw")
+    assert plan.tensors["block/dw"].dtype == "int8" and plan.ranges["block/dw"] == ranges["percentile"][dw]
+    assert build_plan(graph, ranges["percentile"], options, "").ranges["block/project"] == ranges["percentile"][project]

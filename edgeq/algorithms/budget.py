@@ -126,10 +126,11 @@ def meet_budget(
     fallback: str,
     render,
     progress: bool = False,
+    int16_ranges: dict[int, tuple[float, float]] | None = None,
 ) -> tuple[QuantPlan, BudgetResult]:
     """The plan with the fewest promotions (in the budget's order) that meets the budget, and the record.
     `base` is the float graph `plan` was calibrated on (after float-stage algorithms); `render(plan)` returns
-    the host .tflite bytes of a plan."""
+    the host .tflite bytes of a plan; `int16_ranges` range int16-promoted tensors (build_plan)."""
     from edgeq.api import _changed_constants, _materialized
 
     _check(budget, fallback, options)
@@ -156,7 +157,7 @@ def meet_budget(
     base_weights = _changed_constants(model.graph, base)
 
     def promote(ops: set[int]) -> QuantPlan:
-        return replan(base, plan, options, ops, fallback, base_weights)
+        return replan(base, plan, options, ops, fallback, base_weights, int16_ranges)
 
     start, _ = measure(plan)
     if start >= budget.min:
@@ -260,6 +261,7 @@ def replan(
     ops: set[int],
     fallback: str,
     base_weights: dict[str, np.ndarray],
+    int16_ranges: dict[int, tuple[float, float]] | None = None,
 ) -> QuantPlan:
     """`plan` rebuilt over the calibrated float `graph` from the plan's own ranges, with `ops` promoted to
     `fallback` (on top of the options' overrides). A promoted op's constants go back to the calibrated graph's
@@ -277,7 +279,7 @@ def replan(
             weight_schemes[i] = SCHEMES[fallback]
     # Everything else the options carry (target adaptations: per-tensor weights, uint8) stays as it was.
     opts = replace(options, weight_schemes=weight_schemes, float_overrides=floats, int16_ops=frozenset(int16_ops))
-    new = build_plan(graph, ranges, opts, plan.model_sha256)
+    new = build_plan(graph, ranges, opts, plan.model_sha256, int16_ranges)
     reverted = {graph.tensors[t].name for i in ops for t in graph.ops[i].inputs if t >= 0}
     new.weights = {n: w for n, w in plan.weights.items() if n not in reverted}
     new.weights.update({n: w for n, w in base_weights.items() if n in reverted})

@@ -140,8 +140,11 @@ def build_plan(
     ranges: Mapping[int, tuple[float, float]],
     opts: PlanOptions,
     model_sha256: str,
+    int16_ranges: Mapping[int, tuple[float, float]] | None = None,
 ) -> QuantPlan:
-    """Decide every tensor's encoding. `ranges` maps activation tensor index -> calibrated (lo, hi)."""
+    """Decide every tensor's encoding. `ranges` maps activation tensor index -> calibrated (lo, hi);
+    `int16_ranges`, when given, ranges the tensors promoted to int16 in an int8 scheme instead (min/max:
+    65536 levels leave nothing for the int8 observer's clipping to buy)."""
     scheme = opts.scheme
     quantized, floats = classify_ops(graph, opts)
     plan = QuantPlan(scheme=scheme.name, io_dtype=opts.io_dtype, model_sha256=model_sha256, float_ops=floats)
@@ -220,7 +223,7 @@ def build_plan(
             fixed[op.outputs[0]] = fixed_enc
     # `members` now holds every float value a quantized op reads or writes, graph I/O included; values
     # only float ops touch stay float, and the lowering puts DEQUANTIZE / QUANTIZE where the two meet.
-    spans = _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, types, scheme)
+    spans = _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, types, scheme, int16_ranges)
     plan.requantize = [
         Requantize(op=i, input=pos, like=graph.tensors[graph.ops[i].outputs[0]].name) for i, pos in requantize
     ] + [_twin(graph, i, pos, op_types[i], spans, symmetric) for i, pos in twins]
@@ -312,7 +315,7 @@ def _value_range(graph: Graph, t: int, ranges: Mapping[int, tuple[float, float]]
     return ranges.get(t)
 
 
-def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, types, scheme) -> dict:
+def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, types, scheme, int16_ranges) -> dict:
     """Encode every group of activation tensors; returns each tensor's planned (lo, hi), for twins."""
     by_root: dict[int, list[int]] = {}
     for t in sorted(members):
@@ -331,8 +334,9 @@ def _plan_activations(graph, plan, members, groups, symmetric, fixed, ranges, ty
                 rule = f"fixed by the op, shared with {len(group) - 1} same-encoding tensors"
         else:
             lo, hi = np.inf, -np.inf
+            promoted = int16_ranges is not None and dtype == "int16" and scheme.activation_dtype != "int16"
             for t in group:
-                r = _value_range(graph, t, ranges)
+                r = _value_range(graph, t, int16_ranges if promoted else ranges)
                 if r is None:
                     continue
                 lo, hi = min(lo, r[0]), max(hi, r[1])
