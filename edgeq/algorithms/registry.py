@@ -43,6 +43,13 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("smoothquant", "float", "edgeq.algorithms.smoothquant:run", "activation outliers into weights", 20),
         Algorithm("adaround", "plan", "edgeq.algorithms.adaround:run", "learned weight rounding, layer by layer", 20),
         Algorithm("block_reconstruction", "plan", "edgeq.algorithms.block_reconstruction:run", "block rounding", 25),
+        Algorithm(
+            "transformer_reconstruction",
+            "plan",
+            "edgeq.algorithms.transformer_reconstruction:run",
+            "encoder-layer rounding, jointly",
+            25,
+        ),
         Algorithm("bias_correction", "plan", "edgeq.algorithms.bias_correction:run", "empirical bias correction", 30),
     )
 }
