@@ -8,7 +8,9 @@ float model, pooled logit SQNR, and the wall time of each algorithm (quantize() 
                                       [--observer auto|mse|minmax|percentile] [--scheme int8|int4-channel]
 
 Per-channel INT4 plans are scored through their int8 twin (gptq.int8_twin: the same integers and scales,
-bit-equal outputs), which LiteRT runs about 30x faster than its INT4 convolutions.
+bit-equal outputs), which LiteRT runs about 30x faster than its INT4 convolutions; --no-twin scores the
+INT4 .tflite itself under LiteRT's default kernels (whose optimized int8 kernels round a few values
+differently from the twin's).
 """
 
 from __future__ import annotations
@@ -69,7 +71,13 @@ class Result:
 
 
 def efficientnet(
-    rows: list[str], n_calib: int, n_eval: int, progress: bool, observer: str | None = None, scheme: str = "int8"
+    rows: list[str],
+    n_calib: int,
+    n_eval: int,
+    progress: bool,
+    observer: str | None = None,
+    scheme: str = "int8",
+    twin: bool = True,
 ) -> list[Result]:
     entry = zoo.get("efficientnet_lite0")
     model = edgeq.load(entry.path(), name="efficientnet_lite0")
@@ -81,7 +89,7 @@ def efficientnet(
         qm = edgeq.quantize(model, calib, scheme=scheme, algorithms=ROWS[row], progress=progress, observer=observer)
         seconds = time.perf_counter() - start
         scored = qm
-        if scheme != "int8":
+        if scheme != "int8" and twin:
             scored = edgeq.quantize(model, plan=int8_twin(model.graph, qm.plan)[1], progress=False)
         report = edgeq.compare(model, scored, evaluation, layers=0)
         label = row if observer is None else f"{row} ({observer} ranges)"
@@ -146,12 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--observer", help="EfficientNet rows' activation ranges (quantize's observer)")
     ap.add_argument("--scheme", default="int8", help="EfficientNet rows' scheme (e.g. int4-channel)")
+    ap.add_argument("--no-twin", action="store_true", help="score INT4 rows' own .tflite, not their int8 twin")
     args = ap.parse_args(argv)
     rows = [r for r in args.rows.split(",") if r]
     unknown = [r for r in rows + args.fashion_rows.split(",") if r and r not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
-    results = efficientnet(rows, args.calib, args.eval, args.progress, args.observer, args.scheme) if rows else []
+    results = (
+        efficientnet(rows, args.calib, args.eval, args.progress, args.observer, args.scheme, not args.no_twin)
+        if rows
+        else []
+    )
     if args.fashion:
         results += fashion([r for r in args.fashion_rows.split(",") if r], args.fashion, args.progress)
     if args.json:

@@ -36,7 +36,7 @@ def test_block_reconstruction_after_gptq_beats_gptq_and_stays_bit_exact():
         assert np.abs(np.rint(q)).max() <= qmax
     sqnr_gptq = edgeq.compare(model, gptq, evaluation, layers=0).pooled_sqnr_db
     sqnr = edgeq.compare(model, qm, evaluation, layers=0).pooled_sqnr_db
-    # Measured: 18.77 dB (GPTQ) -> 20.93 dB (22.13 with the regulariser at 0.01, which EfficientNet loses).
-    assert sqnr > sqnr_gptq + 1.5, (sqnr_gptq, sqnr)
+    # Measured: 18.77 dB (GPTQ) -> 23.42 dB (20.93 before the hard refinement of the roundings).
+    assert sqnr > sqnr_gptq + 3.5, (sqnr_gptq, sqnr)
     result = edgeq.verify(qm.tflite, inputs=[[EVAL[i : i + 1]] for i in range(4)])
     assert result.bit_exact, result.first_divergence
