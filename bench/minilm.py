@@ -160,6 +160,13 @@ EDGEQ_ROWS: tuple[tuple[str, str, tuple[str, ...], dict[str, str]], ...] = (
     ("edgeq w4-block32 table16 + GPTQ", "w4-block32", ("gptq",), TABLE16),
     ("edgeq w4-block32 + GPTQ + bias correction", "w4-block32", ("gptq", "bias_correction"), {}),
     ("edgeq w4-block32 table16 + GPTQ + bias correction", "w4-block32", ("gptq", "bias_correction"), TABLE16),
+    ("edgeq w4-block32 + GPTQ + transformer reconstruction", "w4-block32", ("gptq", "transformer_reconstruction"), {}),
+    (
+        "edgeq w4-block32 + GPTQ + transformer reconstruction + bias correction",
+        "w4-block32",
+        ("gptq", "transformer_reconstruction", "bias_correction"),
+        {},
+    ),
 )
 PEER_ROWS = (
     ("ai-edge-quantizer dynamic_wi4b32, FULLY_CONNECTED", "FULLY_CONNECTED"),

@@ -36,11 +36,11 @@ from edgeq.ir.graph import Graph
 from edgeq.quant.schemes import qrange
 from edgeq.runtime import LiteRT
 
-SAMPLES = 256  # calibration samples used (evenly spaced over the calibration set)
+SAMPLES = 512  # calibration samples used (evenly spaced over the calibration set): fewer overfit
 HOLDOUT = 8  # every HOLDOUT-th of them is held out of the learning, to judge the result
 ITERATIONS = 300
 BATCH = 8  # samples per step
-LEARNING_RATE = 0.05
+LEARNING_RATE = 0.01  # 0.05 overfits: MiniLM layer 1 at 56 samples, 6 dB lower in sample, worse held out
 REG_WEIGHT = 1000.0  # over the mean per weight, against the reconstruction error relative to the start's
 START_SOFT = 0.15  # h(V) at the start: this far from the current integer's side, so gradients still flow
 
