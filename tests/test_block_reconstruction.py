@@ -5,8 +5,10 @@ and chains follow the graph (runs of convolutions, each output read only by the 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import edgeq
+from edgeq.algorithms import block_reconstruction
 from edgeq.algorithms.block_reconstruction import chains
 from edgeq.algorithms.layers import linear_layers, weight_grid
 from tests.conv_chain import conv_chain, inputs
@@ -22,7 +24,9 @@ def test_chains_are_runs_of_convolutions_cut_at_three_layers():
     assert [[layer.op for layer in c] for c in chains(model.graph, layers)] == [[0, 1], [2, 3]]
 
 
-def test_block_reconstruction_after_gptq_beats_gptq_and_stays_bit_exact():
+@pytest.mark.parametrize("trials,gain", [(0, 1.5), (60, 3.5)])
+def test_block_reconstruction_after_gptq_beats_gptq_and_stays_bit_exact(monkeypatch, trials, gain):
+    monkeypatch.setattr(block_reconstruction, "REFINE_TRIALS", trials)
     model = edgeq.load(conv_chain())
     calib, evaluation = edgeq.calibration.arrays(CALIB), edgeq.calibration.arrays(EVAL)
     gptq = edgeq.quantize(model, calib, scheme="int4-channel", algorithms=["gptq"], progress=False)
@@ -36,7 +40,7 @@ def test_block_reconstruction_after_gptq_beats_gptq_and_stays_bit_exact():
         assert np.abs(np.rint(q)).max() <= qmax
     sqnr_gptq = edgeq.compare(model, gptq, evaluation, layers=0).pooled_sqnr_db
     sqnr = edgeq.compare(model, qm, evaluation, layers=0).pooled_sqnr_db
-    # Measured: 18.77 dB (GPTQ) -> 23.42 dB (20.93 before the hard refinement of the roundings).
-    assert sqnr > sqnr_gptq + 3.5, (sqnr_gptq, sqnr)
+    # Measured: 18.77 dB (GPTQ) -> 20.93 dB, 23.42 dB with the hard refinement of the roundings (60 trials).
+    assert sqnr > sqnr_gptq + gain, (sqnr_gptq, sqnr)
     result = edgeq.verify(qm.tflite, inputs=[[EVAL[i : i + 1]] for i in range(4)])
     assert result.bit_exact, result.first_divergence
