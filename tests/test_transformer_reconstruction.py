@@ -9,7 +9,7 @@ import pytest
 
 import edgeq
 from edgeq.algorithms.layers import linear_layers
-from edgeq.algorithms.transformer_reconstruction import Evaluator, _float_values, segments
+from edgeq.algorithms.transformer_reconstruction import Evaluator, segments
 from edgeq.export.tflite_writer import write_tflite
 from edgeq.ir.graph import Graph, Op, Tensor
 from edgeq.ir.tflite_reader import read_tflite
@@ -101,7 +101,12 @@ def test_the_segment_runs_in_torch_as_litert_runs_the_float_graph() -> None:
     assert [graph.tensors[t].name for t in segment.external] == ["additive"]
     assert len(segment.layers) == 6 and not segment.unsupported
     data = samples(4, seed=1)
-    values = _float_values(graph, [segment.start, segment.end, *segment.external], data)
+    runtime = LiteRT(write_tflite(graph), preserve=True)
+    values: dict[int, list[np.ndarray]] = {t: [] for t in [segment.start, segment.end, *segment.external]}
+    for sample in data:
+        runtime.run(sample)
+        for t in values:
+            values[t].append(np.array(runtime.tensor(t), dtype=np.float32))
     out = Evaluator(graph, segment).run(
         torch.from_numpy(np.stack(values[segment.start])),
         {t: torch.from_numpy(np.stack(values[t])) for t in segment.external},

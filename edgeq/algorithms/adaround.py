@@ -23,12 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeq.algorithms.bias_correction import evenly_spaced
-from edgeq.algorithms.context import AlgorithmContext
+from edgeq.algorithms.context import AlgorithmContext, torch_single_thread
 from edgeq.algorithms.gptq import integer_view
 from edgeq.algorithms.layers import Layer, activate, linear_layers, matrix, output_size, patches, weight_grid
-from edgeq.export.tflite_writer import write_tflite
-from edgeq.frontends.host_ops import host_graph
-from edgeq.runtime import LiteRT
 
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (paper, section 4)
 ITERATIONS = 500
@@ -130,41 +127,13 @@ def reconstruct(
     return q.reshape(w_float.shape), start_error, min(ada_error, start_error)
 
 
-def _float_maps(ctx: AlgorithmContext, layers: list[Layer], samples: list) -> dict[int, list[np.ndarray]]:
-    reference = ctx.float_graph or ctx.graph
-    host = host_graph(reference)
-    runtime = LiteRT(write_tflite(reference if host is None else host), preserve=True)
-    wanted = sorted({layer.input for layer in layers})
-    out: dict[int, list[np.ndarray]] = {t: [] for t in wanted}
-    for sample in samples:
-        runtime.run(sample)
-        for t in wanted:
-            out[t].append(np.array(runtime.tensor(t), dtype=np.float32))
-    return out
-
-
-def run(ctx: AlgorithmContext) -> list[str]:
-    """The registered entry point (stage "plan")."""
-    import torch
-
-    assert ctx.plan is not None
-    # One thread: the steps are small, and torch's spinning worker threads made them 12x slower on this
-    # 2-core machine when other processes competed for the cores (measured: 67 s vs 5.4 s for one layer).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _run(ctx: AlgorithmContext) -> list[str]:
     graph = ctx.graph
     reference = ctx.float_graph or graph
     samples = evenly_spaced(ctx.samples, SAMPLES)
     layers = linear_layers(graph, ctx.plan)
     fitted, kept, skipped, gains = 0, 0, [], []
-    float_maps = _float_maps(ctx, layers, samples)
+    float_maps = ctx.float_activations(sorted({layer.input for layer in layers}), samples, original=True)
     for k, layer in enumerate(tqdm(layers, desc="adaround", disable=not ctx.progress)):
         w = reference.tensors[layer.weight].data
         per_channel = int(np.prod(w.shape)) // (w.shape[3] if layer.kind == "DEPTHWISE_CONV_2D" else w.shape[0])
@@ -200,3 +169,6 @@ def _run(ctx: AlgorithmContext) -> list[str]:
             + ", ".join(graph.where(layer.op) for layer in skipped)
         )
     return notes
+
+
+run = torch_single_thread(_run)  # the registered entry point (stage "plan")

@@ -29,9 +29,9 @@ import itertools
 import numpy as np
 from tqdm import tqdm
 
-from edgeq.algorithms.adaround import BETA, GAMMA, WARMUP, ZETA, _float_maps, _initial_v
+from edgeq.algorithms.adaround import BETA, GAMMA, WARMUP, ZETA, _initial_v
 from edgeq.algorithms.bias_correction import evenly_spaced
-from edgeq.algorithms.context import AlgorithmContext
+from edgeq.algorithms.context import AlgorithmContext, torch_single_thread
 from edgeq.algorithms.gptq import integer_view
 from edgeq.algorithms.layers import Layer, linear_layers, padding, weight_grid
 from edgeq.ir.graph import Graph
@@ -255,25 +255,12 @@ def refine(model: _Chain, xq, tgt, hs: list, trials: int) -> tuple[list, float, 
     return hs, best, flips
 
 
-def run(ctx: AlgorithmContext) -> list[str]:
-    """The registered entry point (stage "plan")."""
-    import torch
-
-    assert ctx.plan is not None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as AdaRound: worker threads slow small steps on a shared 2-core machine
-    try:
-        return _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _run(ctx: AlgorithmContext) -> list[str]:
     assert ctx.plan is not None
     graph = ctx.graph
     samples = evenly_spaced(ctx.samples, SAMPLES)
     blocks = chains(graph, linear_layers(graph, ctx.plan))
-    targets = _float_maps(ctx, [_as_input(b[-1]) for b in blocks], samples)
+    targets = ctx.float_activations(sorted({b[-1].output for b in blocks}), samples, original=True)
     gains, kept, flips = [], 0, 0
     for k, chain in enumerate(tqdm(blocks, desc="block reconstruction", disable=not ctx.progress)):
         quant = integer_view(ctx).quantized_activations([chain[0].input], samples).get(chain[0].input)
@@ -300,9 +287,4 @@ def _run(ctx: AlgorithmContext) -> list[str]:
     return notes
 
 
-def _as_input(layer: Layer) -> Layer:
-    """A stand-in whose `input` is the layer's output: _float_maps collects layer inputs."""
-    from dataclasses import replace
-
-    return replace(layer, input=layer.output)
-
+run = torch_single_thread(_run)  # the registered entry point (stage "plan")

@@ -3,6 +3,7 @@ samples, and ways to run the float and the quantized model over them with interm
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,10 +57,14 @@ class AlgorithmContext:
         return write_tflite(self.graph if host is None else host)
 
     def float_activations(
-        self, tensors: Sequence[int], samples: Iterable[list[np.ndarray]] | None = None
+        self, tensors: Sequence[int], samples: Iterable[list[np.ndarray]] | None = None, original: bool = False
     ) -> dict[int, list[np.ndarray]]:
-        """Values of float-graph tensors (by index) for each sample, from the current float weights."""
-        runtime = LiteRT(self.float_host_tflite(), preserve=True)
+        """Values of float-graph tensors (by index) for each sample, from the current float weights, or with
+        `original` from the float model's (`float_graph`: before plan-stage algorithms stored their integers
+        as weights), the targets a rounding reconstructs."""
+        graph = (self.float_graph or self.graph) if original else self.graph
+        host = host_graph(graph)
+        runtime = LiteRT(write_tflite(graph if host is None else host), preserve=True)
         out: dict[int, list[np.ndarray]] = {t: [] for t in tensors}
         for sample in self.samples if samples is None else samples:
             runtime.run(sample)
@@ -101,6 +106,26 @@ def _dequantized(values: np.ndarray, qgraph: Graph, index: int) -> np.ndarray:
     if tensor.quant is None or np.issubdtype(values.dtype, np.floating):
         return np.array(values, dtype=np.float32)
     return tensor.quant.dequantize(values).astype(np.float32)
+
+
+def torch_single_thread(run: Callable[[AlgorithmContext], list[str]]) -> Callable[[AlgorithmContext], list[str]]:
+    """`run` with torch on one thread: the learned-rounding steps are small, and torch's spinning worker
+    threads made them 12x slower on a 2-core machine when other processes competed for the cores (measured
+    on AdaRound: 67 s vs 5.4 s for one layer)."""
+
+    @functools.wraps(run)
+    def single(ctx: AlgorithmContext) -> list[str]:
+        import torch
+
+        assert ctx.plan is not None
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return run(ctx)
+        finally:
+            torch.set_num_threads(threads)
+
+    return single
 
 
 def timed(name: str, run: Callable[[], list[str]]) -> AlgorithmReport:

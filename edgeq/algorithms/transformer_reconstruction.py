@@ -26,15 +26,12 @@ from tqdm import tqdm
 
 from edgeq.algorithms.adaround import BETA, GAMMA, WARMUP, ZETA, _initial_v
 from edgeq.algorithms.bias_correction import evenly_spaced
-from edgeq.algorithms.context import AlgorithmContext
+from edgeq.algorithms.context import AlgorithmContext, torch_single_thread
 from edgeq.algorithms.gptq import integer_view
 from edgeq.algorithms.layers import Layer, activate, linear_layers, weight_grid
 from edgeq.calibrate.padding import positional
-from edgeq.export.tflite_writer import write_tflite
-from edgeq.frontends.host_ops import host_graph
 from edgeq.ir.graph import Graph
 from edgeq.quant.schemes import qrange
-from edgeq.runtime import LiteRT
 
 SAMPLES = 512  # calibration samples used (evenly spaced over the calibration set): fewer overfit
 HOLDOUT = 8  # every HOLDOUT-th of them is held out of the learning, to judge the result
@@ -324,34 +321,9 @@ def reconstruct_segment(
     return {t: r.integers(mode) for t, r in rounding.items()}, before, min(before, after), undecided
 
 
-def run(ctx: AlgorithmContext) -> list[str]:
-    """The registered entry point (stage "plan")."""
-    import torch
-
-    assert ctx.plan is not None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as AdaRound: worker threads slow small steps on a shared 2-core machine
-    try:
-        return _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _float_values(graph: Graph, tensors: list[int], samples: list) -> dict[int, list[np.ndarray]]:
-    host = host_graph(graph)
-    runtime = LiteRT(write_tflite(graph if host is None else host), preserve=True)
-    out: dict[int, list[np.ndarray]] = {t: [] for t in tensors}
-    for sample in samples:
-        runtime.run(sample)
-        for t in tensors:
-            out[t].append(np.array(runtime.tensor(t), dtype=np.float32))
-    return out
-
-
 def _run(ctx: AlgorithmContext) -> list[str]:
     assert ctx.plan is not None
     graph = ctx.graph
-    reference = ctx.float_graph or graph
     samples = evenly_spaced(ctx.samples, SAMPLES)
     layers = [layer for layer in linear_layers(graph, ctx.plan, blocks=True) if layer.kind == "FULLY_CONNECTED"]
     found = segments(graph, layers)
@@ -364,14 +336,14 @@ def _run(ctx: AlgorithmContext) -> list[str]:
     held = np.arange(len(samples)) % HOLDOUT == HOLDOUT - 1
     if len(samples) < 2 * HOLDOUT:  # too few to spare: judge on the learning samples
         held[:] = False
-    targets = _float_values(reference, sorted({s.end for s in usable}), samples)
+    targets = ctx.float_activations(sorted({s.end for s in usable}), samples, original=True)
     gains, kept, undecided = [], 0, []
     for k, segment in enumerate(tqdm(usable, desc="transformer reconstruction", disable=not ctx.progress)):
         wanted = [segment.start, *segment.external]
         acts = integer_view(ctx).quantized_activations(wanted, samples)
         missing = [t for t in wanted if t not in acts]
         if missing:
-            acts.update(_float_values(reference, missing, samples))
+            acts.update(ctx.float_activations(missing, samples, original=True))
         end_shape = tuple(graph.tensors[segment.end].shape)
         live = None
         if live_list is not None and ctx.padding is not None and positional(end_shape, ctx.padding.length):
@@ -403,3 +375,6 @@ def _run(ctx: AlgorithmContext) -> list[str]:
         + f" dB lower; undecided soft roundings at the end: {100 * max(undecided):.1f}% at most"
     )
     return notes
+
+
+run = torch_single_thread(_run)  # the registered entry point (stage "plan")
