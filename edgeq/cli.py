@@ -262,6 +262,8 @@ def _budget(args, model, calib):
     if fallback == "auto":
         fallback = "int8" if get_scheme(args.scheme).weight_dtype == "int4" else "int16x8"
     if args.budget is None:
+        if args.fallback != "auto" or args.budget_eval is not None:
+            raise PlanError("--fallback and --budget-eval apply with --budget METRIC=MIN")
         return None, fallback
     metric, sep, value = args.budget.partition("=")
     try:

@@ -107,3 +107,5 @@ def test_cli_budget_promotes_and_reports(tmp_path, capsys):
     assert "give METRIC=MIN" in capsys.readouterr().err
     assert main([*argv, "--budget", "accuracy=0.9"]) == 2
     assert "budget metric 'accuracy': choose sqnr, top1_agreement, cosine" in capsys.readouterr().err
+    assert main([*argv, "--fallback", "float"]) == 2
+    assert "--fallback and --budget-eval apply with --budget" in capsys.readouterr().err
