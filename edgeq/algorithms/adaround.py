@@ -44,6 +44,22 @@ def _initial_v(fraction: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def rectified_sigmoid(v):
+    """h(V) = clip(sigmoid(V) (zeta - gamma) + gamma, 0, 1): the soft choice between floor (0) and floor + 1."""
+    import torch
+
+    return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0, 1)
+
+
+def rounding_penalty(hs, step: int, warm: int, iterations: int):
+    """The regulariser sum(1 - |2h - 1|^beta) over the soft roundings hs, beta annealed from BETA[0] to
+    BETA[1] after the warm-up (0 before it): it drives every h to 0 or 1."""
+    if step < warm:
+        return 0.0
+    beta = BETA[1] + (BETA[0] - BETA[1]) * (1 - (step - warm) / max(iterations - warm, 1))
+    return sum((1 - (2 * h - 1).abs() ** beta).sum() for h in hs)
+
+
 class LayerData:
     """Rows sampled from one layer's input in the float and the integer model, at the same positions."""
 
@@ -111,11 +127,9 @@ def reconstruct(
     warm = int(WARMUP * iterations)
     for step in range(iterations):
         idx = torch.randint(0, rows, (min(BATCH, rows),))
-        h = torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0, 1)
+        h = rectified_sigmoid(v)
         rec = torch.square(out(xq[idx], weights(h)) - target[idx]).sum(dim=1).mean()
-        if step >= warm:
-            beta = BETA[1] + (BETA[0] - BETA[1]) * (1 - (step - warm) / max(iterations - warm, 1))
-            rec = rec + REG_WEIGHT * torch.sum(1 - torch.abs(2 * h - 1) ** beta)
+        rec = rec + REG_WEIGHT * rounding_penalty([h], step, warm, iterations)
         optimizer.zero_grad()
         rec.backward()
         optimizer.step()

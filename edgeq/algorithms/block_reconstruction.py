@@ -29,7 +29,7 @@ import itertools
 import numpy as np
 from tqdm import tqdm
 
-from edgeq.algorithms.adaround import BETA, GAMMA, WARMUP, ZETA, _initial_v
+from edgeq.algorithms.adaround import WARMUP, _initial_v, rectified_sigmoid, rounding_penalty
 from edgeq.algorithms.bias_correction import evenly_spaced
 from edgeq.algorithms.context import AlgorithmContext, torch_single_thread
 from edgeq.algorithms.gptq import integer_view
@@ -139,9 +139,8 @@ class _Chain:
         return x
 
     def soft_h(self):
-        import torch
 
-        return [torch.clamp(torch.sigmoid(p["v"]) * (ZETA - GAMMA) + GAMMA, 0, 1) for p in self.parts]
+        return [rectified_sigmoid(p["v"]) for p in self.parts]
 
 
 def _torch_layout(layer: Layer, a: np.ndarray) -> np.ndarray:
@@ -176,9 +175,7 @@ def reconstruct_chain(
     for step in range(ITERATIONS):
         idx = torch.randint(0, n, (min(BATCH, n),))
         rec = torch.square(model.forward(xq[idx], "soft") - tgt[idx]).sum(dim=1).mean()
-        if step >= warm:
-            beta = BETA[1] + (BETA[0] - BETA[1]) * (1 - (step - warm) / max(ITERATIONS - warm, 1))
-            rec = rec + REG_WEIGHT * sum(torch.sum(1 - torch.abs(2 * h - 1) ** beta) for h in model.soft_h())
+        rec = rec + REG_WEIGHT * rounding_penalty(model.soft_h(), step, warm, ITERATIONS)
         optimizer.zero_grad()
         rec.backward()
         optimizer.step()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from edgeq.algorithms.adaround import BETA, GAMMA, WARMUP, ZETA, _initial_v
+from edgeq.algorithms.adaround import WARMUP, _initial_v, rectified_sigmoid, rounding_penalty
 from edgeq.algorithms.bias_correction import evenly_spaced
 from edgeq.algorithms.context import AlgorithmContext, torch_single_thread
 from edgeq.algorithms.gptq import integer_view
@@ -187,21 +187,18 @@ class Evaluator:
 def _unary(kind: str, x, options: dict, F):
     import torch
 
-    if kind == "RSQRT":
-        return torch.rsqrt(x)
-    if kind == "SQRT":
-        return torch.sqrt(x)
-    if kind == "ABS":
-        return torch.abs(x)
     if kind == "GELU":
         return F.gelu(x, approximate="tanh" if options.get("approximate", False) else "none")
-    if kind == "TANH":
-        return torch.tanh(x)
-    if kind == "LOGISTIC":
-        return torch.sigmoid(x)
-    if kind == "EXP":
-        return torch.exp(x)
-    return -x  # NEG
+    functions = {
+        "RSQRT": torch.rsqrt,
+        "SQRT": torch.sqrt,
+        "ABS": torch.abs,
+        "TANH": torch.tanh,
+        "LOGISTIC": torch.sigmoid,
+        "EXP": torch.exp,
+        "NEG": torch.neg,
+    }
+    return functions[kind](x)
 
 
 class _Rounding:
@@ -228,10 +225,9 @@ class _Rounding:
         self.v = torch.nn.Parameter(torch.from_numpy(v0.astype(np.float32)))
 
     def h(self, mode: str):
-        import torch
 
         if mode == "soft":
-            return torch.clamp(torch.sigmoid(self.v) * (ZETA - GAMMA) + GAMMA, 0, 1)
+            return rectified_sigmoid(self.v)
         if mode == "hard":
             return (self.v >= 0).float()
         return self.start
@@ -306,10 +302,8 @@ def reconstruct_segment(
         out = evaluator.run(xq[j], {t: v[j] for t, v in ext.items()}, weights)
         m = None if mask is None else mask[j]
         loss = torch.sum(torch.square(_real_rows(out, m) - _real_rows(tgt[j], m))) / (len(j) * scale)
-        if step >= warm:
-            beta = BETA[1] + (BETA[0] - BETA[1]) * (1 - (step - warm) / max(iterations - warm, 1))
-            reg = sum(torch.sum(1 - torch.abs(2 * r.h("soft") - 1) ** beta) for r in rounding.values())
-            loss = loss + REG_WEIGHT * reg / count
+        penalty = rounding_penalty([r.h("soft") for r in rounding.values()], step, warm, iterations)
+        loss = loss + REG_WEIGHT * penalty / count
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
