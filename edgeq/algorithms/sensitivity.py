@@ -153,25 +153,16 @@ class Evaluator:
         runtime = LiteRT(host)
         pooled = Accumulator()
         agree = 0
-        cosines = []
+        whole = Accumulator()  # one add per sample: every output flattened together
         for sample, ref in zip(self.samples, self.reference, strict=True):
             got = runtime.run(sample)
             for r, q in zip(ref, got, strict=True):
                 pooled.add(r, q)
             if self.classifier is not None:
                 agree += int(np.argmax(ref[self.classifier]) == np.argmax(got[self.classifier]))
-            cosines.append(cosine(np.concatenate([r.ravel() for r in ref]), np.concatenate([q.ravel() for q in got])))
+            whole.add(np.concatenate([r.ravel() for r in ref]), np.concatenate([q.ravel() for q in got]))
         top1 = agree / max(len(self.samples), 1) if self.classifier is not None else None
-        return Score(sqnr_db(pooled.signal, pooled.noise), top1, float(np.mean(cosines)) if cosines else 1.0)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine of two vectors in float64; 1 when both are zero, 0 when only one is."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    norms = np.linalg.norm(a) * np.linalg.norm(b)
-    if norms == 0:
-        return 1.0 if not a.any() and not b.any() else 0.0
-    return float(a @ b / norms)
+        return Score(sqnr_db(pooled.signal, pooled.noise), top1, whole.cosine if whole.count else 1.0)
 
 
 def layer_sensitivities(
