@@ -53,8 +53,7 @@ class AlgorithmContext:
 
     def float_host_tflite(self) -> bytes:
         """The current float graph as LiteRT runs it on the host (custom ops replaced by stand-ins)."""
-        host = host_graph(self.graph)
-        return write_tflite(self.graph if host is None else host)
+        return _host_tflite(self.graph)
 
     def float_activations(
         self, tensors: Sequence[int], samples: Iterable[list[np.ndarray]] | None = None, original: bool = False
@@ -62,9 +61,7 @@ class AlgorithmContext:
         """Values of float-graph tensors (by index) for each sample, from the current float weights, or with
         `original` from the float model's (`float_graph`: before plan-stage algorithms stored their integers
         as weights), the targets a rounding reconstructs."""
-        graph = (self.float_graph or self.graph) if original else self.graph
-        host = host_graph(graph)
-        runtime = LiteRT(write_tflite(graph if host is None else host), preserve=True)
+        runtime = LiteRT(_host_tflite((self.float_graph or self.graph) if original else self.graph), preserve=True)
         out: dict[int, list[np.ndarray]] = {t: [] for t in tensors}
         for sample in self.samples if samples is None else samples:
             runtime.run(sample)
@@ -88,6 +85,11 @@ class AlgorithmContext:
             for t, qi in wanted.items():
                 out[t].append(_dequantized(runtime.tensor(qi), qgraph, qi))
         return out
+
+
+def _host_tflite(graph: Graph) -> bytes:
+    host = host_graph(graph)
+    return write_tflite(graph if host is None else host)
 
 
 def quantized_tensor_index(qgraph: Graph) -> dict[str, int]:
